@@ -1,0 +1,54 @@
+"""Encoders: build one from a model config, save and load it without pickles."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from simlearn.models.convnet import ConvNet
+from simlearn.models.embedder import Embedder, embed_images, to_input
+from simlearn.models.resnet import ResNet18Embedding
+from simlearn.models.shallow import LinearEmbedding, fit_shallow
+
+__all__ = ["ConvNet", "ResNet18Embedding", "LinearEmbedding", "Embedder", "embed_images",
+           "to_input", "fit_shallow", "build_model", "save_model", "load_model"]
+
+
+def build_encoder(spec: dict[str, Any]) -> nn.Module:
+    name = spec["name"]
+    if name == "convnet":
+        return ConvNet(spec["in_channels"], spec["embedding_dim"], spec["width"], spec["normalize"])
+    if name == "resnet18":
+        return ResNet18Embedding(spec["in_channels"], spec["embedding_dim"], spec["normalize"])
+    if name in ("raw", "mahalanobis", "lda"):
+        return LinearEmbedding(torch.zeros(spec["weight_shape"]), torch.zeros(spec["mean_shape"]))
+    raise ValueError(f"model.name={name!r}: allowed convnet, resnet18, raw, mahalanobis, lda")
+
+
+def build_model(spec: dict[str, Any]) -> Embedder:
+    """An :class:`Embedder` from ``spec``: the model config plus ``in_channels``, ``input_mean``,
+    ``input_std`` and, for linear models, ``weight_shape``/``mean_shape``."""
+    return Embedder(build_encoder(spec), spec["input_mean"], spec["input_std"])
+
+
+def save_model(path: str | Path, model: nn.Module, spec: dict[str, Any]) -> None:
+    """``model.pt``: ``{"spec": ..., "state_dict": ...}``, loadable with ``weights_only=True``."""
+    model = getattr(model, "module", model)  # unwrap DistributedDataParallel
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    encoder = getattr(model, "encoder", model)
+    if isinstance(encoder, LinearEmbedding):
+        spec = {**spec, "weight_shape": list(encoder.weight.shape),
+                "mean_shape": list(encoder.mean.shape)}
+    tmp = Path(path).with_suffix(".tmp")
+    torch.save({"spec": spec, "state_dict": state}, tmp)
+    tmp.replace(path)
+
+
+def load_model(path: str | Path, map_location: str | torch.device = "cpu") -> tuple[nn.Module, dict]:
+    blob = torch.load(path, map_location=map_location, weights_only=True)
+    model = build_model(blob["spec"])
+    model.load_state_dict(blob["state_dict"])
+    return model.eval(), blob["spec"]

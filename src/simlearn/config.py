@@ -1,0 +1,346 @@
+"""Typed, validated sections of ``params.yaml``.
+
+Every stage loads exactly one section into one of these dataclasses. A section is checked when it
+is loaded: an unknown key, a wrong type or an out-of-range value raises :class:`ConfigError`
+whose message names the full key (``experiments.siamese.train.lr``), the value given and what is
+allowed. Catching mistakes here costs nothing; catching them after twenty minutes of training
+costs twenty minutes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, TypeVar, get_args, get_origin
+
+import yaml
+
+T = TypeVar("T")
+
+TASKS = ("metric", "simclr", "stereo", "sbir")
+#: the tasks whose training loop is implemented in this version
+IMPLEMENTED_TASKS = ("metric",)
+SHALLOW_MODELS = ("raw", "mahalanobis", "lda")
+DEEP_MODELS = ("convnet", "resnet18")
+LOSSES = ("contrastive", "triplet", "batch_hard", "npairs", "snn", "supcon")
+SAMPLERS = ("pk", "pairs", "triplets")
+
+
+class ConfigError(ValueError):
+    """A params section is malformed; the message says which key, what was given, what is allowed."""
+
+
+# ----------------------------------------------------------------------------- sections
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    name: str = "convnet"  # raw | mahalanobis | lda (shallow, fitted) or convnet | resnet18 (trained)
+    embedding_dim: int = 32  # size of the embedding; shallow "raw" ignores it
+    normalize: bool = True  # L2-normalise embeddings (put them on the unit sphere)
+    width: int = 32  # channels of the first convnet stage; doubled at each downsampling
+    shrinkage: float = 1e-3  # mahalanobis: ridge added to the covariance, relative to its trace
+
+    def __post_init__(self) -> None:
+        _one_of("name", self.name, SHALLOW_MODELS + DEEP_MODELS)
+        _at_least("embedding_dim", self.embedding_dim, 1)
+        _at_least("width", self.width, 1)
+        _at_least("shrinkage", self.shrinkage, 0.0)
+
+    @property
+    def shallow(self) -> bool:
+        return self.name in SHALLOW_MODELS
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    name: str = "batch_hard"  # contrastive | triplet | batch_hard | npairs | snn | supcon
+    margin: float = 0.2  # contrastive, triplet, batch_hard: the margin m (alpha)
+    distance: str = "euclidean"  # euclidean | dot (dot product of normalised embeddings)
+    soft: bool = False  # triplet, batch_hard: softplus(d_ap - d_an) instead of the hinge
+    temperature: float = 0.1  # snn, supcon
+    l2_reg: float = 0.0  # npairs: weight of the embedding-norm penalty (Sohn 2016)
+
+    def __post_init__(self) -> None:
+        _one_of("name", self.name, LOSSES)
+        _one_of("distance", self.distance, ("euclidean", "squared_euclidean", "dot"))
+        _at_least("margin", self.margin, 0.0)
+        _greater("temperature", self.temperature, 0.0)
+        _at_least("l2_reg", self.l2_reg, 0.0)
+
+
+@dataclass(frozen=True)
+class SamplerConfig:
+    name: str = "pk"  # pk: P classes x K samples | pairs: balanced +/- pairs | triplets: random
+    classes_per_batch: int = 10  # P
+    samples_per_class: int = 8  # K
+    batch_size: int = 128  # pairs / triplets per batch for the "pairs" and "triplets" samplers
+    mining: str = "all"  # in-batch triplet mining on pk batches: all | hard | semihard
+    steps_per_epoch: int | None = None  # default: one pass over the training set
+
+    def __post_init__(self) -> None:
+        _one_of("name", self.name, SAMPLERS)
+        _one_of("mining", self.mining, ("all", "hard", "semihard"))
+        _at_least("classes_per_batch", self.classes_per_batch, 2)
+        _at_least("samples_per_class", self.samples_per_class, 2)
+        _at_least("batch_size", self.batch_size, 2)
+        if self.steps_per_epoch is not None:
+            _at_least("steps_per_epoch", self.steps_per_epoch, 1)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 20
+    lr: float = 3e-3
+    weight_decay: float = 5e-4
+    optimizer: str = "adamw"  # adamw | sgd
+    momentum: float = 0.9  # sgd only
+    scheduler: str = "cosine"  # cosine (to 0 over the run) | none
+    device: str = "auto"  # auto: cuda, then mps, then cpu
+    amp: bool = True  # bf16 autocast on CUDA; ignored on CPU, where it would only slow things down
+    grad_clip: float | None = None  # max gradient norm
+    num_threads: int | None = None  # torch CPU threads; default: torch's choice
+
+    def __post_init__(self) -> None:
+        _at_least("epochs", self.epochs, 1)
+        _greater("lr", self.lr, 0.0)
+        _at_least("weight_decay", self.weight_decay, 0.0)
+        _one_of("optimizer", self.optimizer, ("adamw", "sgd"))
+        _one_of("scheduler", self.scheduler, ("cosine", "none"))
+        _one_of("device", self.device, ("auto", "cpu", "cuda", "mps"))
+        if self.grad_clip is not None:
+            _greater("grad_clip", self.grad_clip, 0.0)
+        if self.num_threads is not None:
+            _at_least("num_threads", self.num_threads, 1)
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    distance: str = "euclidean"  # euclidean | cosine, for retrieval and pair metrics
+    ks: tuple[int, ...] = (1, 5, 10)  # P@K cut-offs
+    knn_k: int = 5  # k of the kNN classifier (train split = reference set)
+    max_pairs: int = 1_000_000  # pair ROC/PR: all pairs below this, else an unbiased sample
+    embedding_map: str = "tsne"  # tsne | pca
+    grid_queries: int = 6  # rows of the retrieval grid
+    grid_k: int = 8  # neighbours per row
+
+    def __post_init__(self) -> None:
+        _one_of("distance", self.distance, ("euclidean", "cosine"))
+        _one_of("embedding_map", self.embedding_map, ("tsne", "pca"))
+        for k in self.ks:
+            _at_least("ks[]", k, 1)
+        _at_least("knn_k", self.knn_k, 1)
+        _at_least("max_pairs", self.max_pairs, 1)
+        _at_least("grid_queries", self.grid_queries, 1)
+        _at_least("grid_k", self.grid_k, 1)
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    task: str
+    dataset: str
+    seed: int = 0
+    holdout_classes: tuple[int, ...] = ()  # never trained on; evaluated apart as "unseen"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    sampler: SamplerConfig = field(default_factory=SamplerConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+    def __post_init__(self) -> None:
+        _one_of("task", self.task, TASKS)
+        if self.task not in IMPLEMENTED_TASKS:
+            raise ConfigError(
+                f"task={self.task!r} is planned but has no training loop yet; "
+                f"implemented tasks: {', '.join(IMPLEMENTED_TASKS)}"
+            )
+        if len(set(self.holdout_classes)) != len(self.holdout_classes):
+            raise ConfigError(f"holdout_classes={list(self.holdout_classes)} has repeated classes")
+
+
+# ----------------------------------------------------------------------------- loading
+
+
+def load_params(path: str | Path = "params.yaml") -> dict[str, Any]:
+    with open(path) as f:
+        params = yaml.safe_load(f) or {}
+    if not isinstance(params, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level, got {type(params).__name__}")
+    return params
+
+
+def section(params: Mapping[str, Any], group: str, key: str) -> Mapping[str, Any]:
+    """``params[group][key]``, with an error that lists the keys that do exist."""
+    entries = params.get(group) or {}
+    if key not in entries:
+        known = ", ".join(sorted(entries)) or "(none)"
+        raise ConfigError(f"{group}.{key} is not defined in params.yaml; defined {group}: {known}")
+    return entries[key] or {}
+
+
+def experiment_config(params: Mapping[str, Any], name: str) -> ExperimentConfig:
+    cfg = from_dict(ExperimentConfig, section(params, "experiments", name), f"experiments.{name}")
+    datasets = params.get("datasets") or {}
+    if cfg.dataset not in datasets:
+        raise ConfigError(
+            f"experiments.{name}.dataset={cfg.dataset!r} is not a dataset in params.yaml; "
+            f"defined datasets: {', '.join(sorted(datasets)) or '(none)'}. Add it under "
+            f"`datasets:` (e.g. `{cfg.dataset}: {{source: {cfg.dataset}}}`)."
+        )
+    return cfg
+
+
+def from_dict(cls: type[T], data: Mapping[str, Any] | None, prefix: str = "") -> T:
+    """Build dataclass ``cls`` from a mapping, checking keys and types recursively.
+
+    Errors name the full dotted key. Range checks live in each dataclass's ``__post_init__`` and
+    are re-raised here with the prefix added.
+    """
+    data = dict(data or {})
+    if not isinstance(data, dict):
+        raise ConfigError(f"{prefix}: expected a mapping, got {data!r}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise ConfigError(
+            f"{_join(prefix, unknown[0])}: unknown key; allowed keys: {', '.join(sorted(fields))}"
+        )
+    hints = typing.get_type_hints(cls)
+    kwargs: dict[str, Any] = {}
+    for name, value in data.items():
+        kwargs[name] = _coerce(value, hints[name], _join(prefix, name))
+    missing = [
+        n
+        for n, f in fields.items()
+        if n not in kwargs
+        and f.default is dataclasses.MISSING
+        and f.default_factory is dataclasses.MISSING
+    ]
+    if missing:
+        raise ConfigError(f"{_join(prefix, missing[0])}: required key is missing")
+    try:
+        return cls(**kwargs)
+    except ConfigError as e:
+        raise ConfigError(f"{prefix}.{e}" if prefix else str(e)) from None
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    """A plain, YAML/JSON-friendly dict of a config dataclass (tuples become lists)."""
+
+    def plain(v: Any) -> Any:
+        if isinstance(v, tuple | list):
+            return [plain(x) for x in v]
+        if isinstance(v, dict):
+            return {k: plain(x) for k, x in v.items()}
+        return v
+
+    return plain(dataclasses.asdict(cfg))
+
+
+def flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}} -> {"a.b": 1}``; lists are kept as values."""
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}.{k}" if prefix else str(k)
+        if isinstance(v, Mapping):
+            out.update(flatten(v, key))
+        else:
+            out[key] = v
+    return out
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def _join(prefix: str, name: str) -> str:
+    return f"{prefix}.{name}" if prefix else name
+
+
+def _coerce(value: Any, tp: Any, key: str) -> Any:
+    origin = get_origin(tp)
+    args = get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _coerce(value, inner[0], key)
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{key}={value!r}: expected a mapping of {tp.__name__} keys")
+        return from_dict(tp, value, key)
+    if origin is tuple:
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"{key}={value!r}: expected a list")
+        return tuple(_coerce(v, args[0], f"{key}[{i}]") for i, v in enumerate(value))
+    if origin is Literal:
+        if value not in args:
+            raise ConfigError(f"{key}={value!r}: allowed values are {', '.join(map(repr, args))}")
+        return value
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key}={value!r}: expected true or false")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{key}={value!r}: expected an integer")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{key}={value!r}: expected a number")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{key}={value!r}: expected a string")
+        return value
+    return value
+
+
+def _one_of(key: str, value: Any, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ConfigError(f"{key}={value!r}: unknown name; allowed: {', '.join(allowed)}")
+
+
+def _at_least(key: str, value: float, low: float) -> None:
+    if value < low:
+        raise ConfigError(f"{key}={value!r}: must be >= {low}")
+
+
+def _greater(key: str, value: float, low: float) -> None:
+    if not value > low:
+        raise ConfigError(f"{key}={value!r}: must be > {low}")
+
+
+@dataclass(frozen=True)
+class ValidationConfig:
+    min_rows_per_split: int = 1  # every expected split must hold at least this many rows
+    min_valid_fraction: float = 0.3  # stereo: floor on the fraction of pixels with ground truth
+
+    def __post_init__(self) -> None:
+        _at_least("min_rows_per_split", self.min_rows_per_split, 1)
+        if not 0.0 <= self.min_valid_fraction <= 1.0:
+            raise ConfigError(f"min_valid_fraction={self.min_valid_fraction!r}: must be in [0, 1]")
+
+
+def dataset_config(params: Mapping[str, Any], name: str) -> tuple[Any, ValidationConfig]:
+    """``datasets.<name>`` -> (the source's DatasetConfig, its ValidationConfig).
+
+    The section holds the source's keys plus an optional ``validation:`` mapping. ``source``
+    defaults to the dataset's own name.
+    """
+    from simlearn.data.sources import DatasetConfig
+
+    data = dict(section(params, "datasets", name))
+    validation = from_dict(ValidationConfig, data.pop("validation", None),
+                           f"datasets.{name}.validation")
+    data.setdefault("source", name)
+    try:
+        cfg = from_dict(DatasetConfig, data, f"datasets.{name}")
+    except ConfigError:
+        raise
+    except ValueError as e:  # the source's own range checks
+        raise ConfigError(f"datasets.{name}: {e}") from None
+    return cfg, validation

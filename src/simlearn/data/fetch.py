@@ -1,0 +1,528 @@
+"""Safe, resumable, checksummed downloads and archive extraction.
+
+`fetch` downloads one file over HTTP(S) (or copies a ``file://`` URL) into ``dest``:
+
+- a file already at ``dest`` is verified and used as it is, without any request: this is how a file
+  placed by hand is picked up. A wrong hash raises and leaves the file untouched;
+- bytes stream into ``<dest>.part``; an interrupted transfer keeps the part, and the next call asks
+  the server for the rest (``Range: bytes=<size>-``);
+- only a part whose SHA-256 matches is renamed to ``dest``; a mismatching one is moved to
+  ``<dest>.corrupt`` for inspection and never used;
+- a source that cannot be reached raises `SourceUnreachableError`, whose message says where to
+  place the file by hand.
+
+`safe_extract` unpacks zip and tar archives after checking every member: no ``..``, no absolute
+paths, no links that lead outside the target, no devices or FIFOs. It extracts into a temporary
+sibling folder and moves the result into place, so a failed extraction leaves no half-written
+target.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import logging
+import os
+import re
+import shutil
+import tarfile
+import tempfile
+import urllib.error
+import urllib.request
+import zipfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+__all__ = [
+    "ChecksumMismatchError",
+    "FetchError",
+    "SourceUnreachableError",
+    "TransferTruncatedError",
+    "UnsafeArchiveError",
+    "fetch",
+    "safe_extract",
+    "sha256_file",
+]
+
+logger = logging.getLogger(__name__)
+
+_CHUNK_BYTES = 1 << 20  # 1 MiB: large enough for throughput, small enough for a smooth progress bar
+_SHA256_RE = re.compile(r"[0-9a-fA-F]{64}")
+_SCHEMES = ("http", "https", "file")
+_USER_AGENT = "simlearn-fetch/1 (+python-urllib)"
+_CONTENT_RANGE_RE = re.compile(r"bytes\s+(?:(\d+)-(\d+)|\*)/(\d+|\*)")
+_DRIVE_RE = re.compile(r"^[A-Za-z]:")
+_TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tbz", ".tar.xz", ".txz")
+_MAX_LINK_HOPS = 40  # like the kernel's symlink limit: deeper chains are loops or attacks
+
+
+class FetchError(RuntimeError):
+    """Base class of every download or extraction failure raised by this module."""
+
+
+class SourceUnreachableError(FetchError):
+    """The source could not be reached (network, DNS, refused, timeout, HTTP error status)."""
+
+
+class ChecksumMismatchError(FetchError):
+    """A file's SHA-256 differs from the expected one."""
+
+
+class TransferTruncatedError(FetchError):
+    """The transfer stopped early; the ``.part`` file is kept and a rerun resumes it."""
+
+
+class UnsafeArchiveError(FetchError):
+    """An archive member would write outside the target or is not a plain file, dir or link."""
+
+
+# --------------------------------------------------------------------------------------- hashing
+
+
+def sha256_file(path: Path, chunk_bytes: int = _CHUNK_BYTES) -> str:
+    """Return the lowercase hex SHA-256 of the file at ``path``, read in ``chunk_bytes`` chunks."""
+    if chunk_bytes <= 0:
+        raise ValueError(f"chunk_bytes must be a positive integer, got {chunk_bytes!r}")
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(chunk_bytes):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+# -------------------------------------------------------------------------------------- download
+
+
+def fetch(
+    url: str,
+    dest: Path,
+    sha256: str | None,
+    *,
+    progress: bool = True,
+    timeout: float = 30,
+) -> Path:
+    """Download ``url`` to ``dest`` (resumable, verified) unless a verified ``dest`` is there.
+
+    Args:
+        url: ``http://``, ``https://`` or ``file://`` URL of the file.
+        dest: where the file ends up. If it already exists it is verified and returned without
+            any request; a wrong hash raises `ChecksumMismatchError` and leaves it untouched.
+        sha256: expected hex SHA-256 (64 hex digits, any case), or None when the source
+            publishes none; the file is then used unverified and a warning says so.
+        progress: show a tqdm progress bar (bytes) while downloading.
+        timeout: seconds to wait for the server on connect and on each read.
+
+    Returns:
+        ``dest``, which now holds the verified file.
+
+    Raises:
+        SourceUnreachableError: the source cannot be reached; the message names the URL, the
+            file and the absolute path where it can be placed by hand.
+        TransferTruncatedError: the transfer stopped early; ``<dest>.part`` is kept and rerunning
+            resumes it.
+        ChecksumMismatchError: ``dest`` or the downloaded bytes have the wrong hash; downloaded
+            bytes are moved to ``<dest>.corrupt``.
+        ValueError: a malformed ``url``, ``sha256`` or ``timeout``.
+    """
+    dest = Path(dest)
+    scheme = url.split(":", 1)[0].lower() if ":" in url else ""
+    if scheme not in _SCHEMES:
+        raise ValueError(f"url must start with one of {', '.join(_SCHEMES)}; got {url!r}")
+    if sha256 is not None:
+        if not isinstance(sha256, str) or not _SHA256_RE.fullmatch(sha256):
+            raise ValueError(f"sha256 must be 64 hex digits or None, got {sha256!r}")
+        sha256 = sha256.lower()
+    if not timeout > 0:
+        raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
+
+    if dest.exists():
+        return _use_existing(dest, sha256)
+
+    part = dest.with_name(dest.name + ".part")
+    _transfer(url, dest, part, sha256, progress=progress, timeout=timeout, may_restart=True)
+
+    actual = sha256_file(part)
+    if sha256 is None:
+        logger.warning(
+            "%s was downloaded from %s but NOT verified: no SHA-256 is known for it "
+            "(its SHA-256 is %s)",
+            dest,
+            url,
+            actual,
+        )
+    elif actual != sha256:
+        corrupt = dest.with_name(dest.name + ".corrupt")
+        os.replace(part, corrupt)
+        raise ChecksumMismatchError(
+            f"SHA-256 mismatch for {dest.name} downloaded from {url}: expected {sha256}, "
+            f"got {actual}. The bad bytes were moved to {_absolute(corrupt)} for inspection and "
+            f"{_absolute(dest)} was not created. Rerun to download again, or place the correct "
+            f"file at {_absolute(dest)}."
+        )
+    os.replace(part, dest)
+    return dest
+
+
+def _use_existing(dest: Path, sha256: str | None) -> Path:
+    """Verify a file already at ``dest`` (downloaded earlier or placed by hand) and return it."""
+    if not dest.is_file():
+        raise FetchError(f"{_absolute(dest)} exists but is not a file; move it away and rerun")
+    if sha256 is None:
+        logger.warning("using %s as it is: NOT verified, no SHA-256 is known for it", dest)
+        return dest
+    actual = sha256_file(dest)
+    if actual != sha256:
+        raise ChecksumMismatchError(
+            f"{_absolute(dest)} exists but its SHA-256 is {actual}, expected {sha256}. "
+            "It was left untouched and not used: replace it with the correct file, or delete it "
+            "to download it again."
+        )
+    logger.info("using existing %s (SHA-256 verified)", dest)
+    return dest
+
+
+def _transfer(
+    url: str,
+    dest: Path,
+    part: Path,
+    sha256: str | None,
+    *,
+    progress: bool,
+    timeout: float,
+    may_restart: bool,
+) -> None:
+    """Bring ``part`` to the full content of ``url``, resuming from its current size."""
+    offset = part.stat().st_size if part.is_file() else 0
+    request = urllib.request.Request(url, headers={"User-Agent": _USER_AGENT})
+    if offset > 0:
+        request.add_header("Range", f"bytes={offset}-")
+    try:
+        response = urllib.request.urlopen(request, timeout=timeout)
+    except urllib.error.HTTPError as err:
+        content_range = err.headers.get("Content-Range") if err.headers else None
+        if getattr(err, "fp", None) is not None:
+            err.close()
+        if err.code == 416 and offset > 0:
+            total = _parse_content_range(content_range)[2]
+            if total is None or total == offset:
+                logger.info("%s is already complete (%d bytes)", part, offset)
+                return
+            if may_restart:  # the part is longer than the source: it is no prefix of it
+                logger.info("%s has %d bytes but the source %d; restarting", part, offset, total)
+                part.unlink()
+                _transfer(
+                    url, dest, part, sha256, progress=progress, timeout=timeout, may_restart=False
+                )
+                return
+        raise _unreachable(url, dest, sha256, f"HTTP {err.code} {err.reason}") from err
+    except (urllib.error.URLError, OSError, http.client.HTTPException, ValueError) as err:
+        reason = err.reason if isinstance(err, urllib.error.URLError) else err
+        raise _unreachable(url, dest, sha256, str(reason) or type(err).__name__) from err
+
+    with response:
+        status = getattr(response, "status", None) or 200  # file:// responses carry no status
+        length = _parse_int(response.headers.get("Content-Length"))
+        if status == 206:
+            start, _, total = _parse_content_range(response.headers.get("Content-Range"))
+            if start != offset:
+                if not may_restart:
+                    raise FetchError(
+                        f"{url} answered a range request for byte {offset} with a range starting "
+                        f"at {start}; delete {_absolute(part)} and rerun"
+                    )
+                logger.info("%s answered an unexpected range; restarting from zero", url)
+                response.close()
+                part.unlink()
+                _transfer(
+                    url, dest, part, sha256, progress=progress, timeout=timeout, may_restart=False
+                )
+                return
+            mode, written = "ab", offset
+            if total is None and length is not None:
+                total = offset + length
+        else:
+            if offset > 0:
+                logger.info("%s does not support resuming; restarting from zero", url)
+            mode, written, total = "wb", 0, length
+
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        with (
+            open(part, mode) as out,
+            tqdm(
+                total=total,
+                initial=written,
+                unit="B",
+                unit_scale=True,
+                unit_divisor=1024,
+                desc=dest.name,
+                disable=not progress,
+            ) as bar,
+        ):
+            while True:
+                try:
+                    chunk = response.read(_CHUNK_BYTES)
+                except (OSError, http.client.HTTPException) as err:
+                    out.flush()
+                    raise _truncated(url, part, written, total, str(err)) from err
+                if not chunk:
+                    break
+                out.write(chunk)
+                written += len(chunk)
+                bar.update(len(chunk))
+    if total is not None and written < total:
+        raise _truncated(url, part, written, total, "the connection closed early")
+
+
+def _unreachable(url: str, dest: Path, sha256: str | None, reason: str) -> SourceUnreachableError:
+    """Build the error that tells the user how to supply the file by hand."""
+    checksum = f"with SHA-256 {sha256}" if sha256 else "(no SHA-256 is known for it)"
+    return SourceUnreachableError(
+        f"cannot download {url}: {reason}. To use a copy obtained another way, place the file "
+        f"{dest.name!r} {checksum} at exactly {_absolute(dest)} and rerun; it is verified and "
+        "used without any download."
+    )
+
+
+def _truncated(
+    url: str, part: Path, written: int, total: int | None, reason: str
+) -> TransferTruncatedError:
+    expected = f"{total}" if total is not None else "an unknown number of"
+    return TransferTruncatedError(
+        f"download of {url} was truncated after {written} of {expected} bytes ({reason}). "
+        f"The partial file is kept at {_absolute(part)}; rerunning resumes from byte {written}."
+    )
+
+
+def _parse_int(value: str | None) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _parse_content_range(value: str | None) -> tuple[int | None, int | None, int | None]:
+    """``'bytes 10-99/100'`` -> (10, 99, 100); ``'bytes */100'`` -> (None, None, 100)."""
+    match = _CONTENT_RANGE_RE.fullmatch(value.strip()) if value else None
+    if match is None:
+        return None, None, None
+    first, last, total = match.groups()
+    return (
+        int(first) if first is not None else None,
+        int(last) if last is not None else None,
+        int(total) if total not in (None, "*") else None,
+    )
+
+
+def _absolute(path: Path) -> Path:
+    """Absolute, normalised path (symlinks kept: this is where the user should look)."""
+    return Path(os.path.abspath(path))
+
+
+# ------------------------------------------------------------------------------------ extraction
+
+
+def safe_extract(archive: Path, target: Path) -> list[Path]:
+    """Extract a zip or tar archive into ``target`` after checking every member.
+
+    Refused (`UnsafeArchiveError`, naming the archive, the member and the reason), before anything
+    is written: ``..`` components; absolute names, Windows drive letters and (in zip names)
+    backslashes; symlinks or hard links whose target resolves outside ``target`` (following the
+    archive's own symlinks); devices, FIFOs and other special members. Tar extraction also uses
+    tarfile's ``filter="data"`` as a second line of defence. Zip symlinks are written as regular
+    files holding the link text, since zipfile never creates links.
+
+    The archive is extracted into a temporary sibling of ``target`` and then moved into place:
+    renamed to ``target`` when that is absent or empty, otherwise its top-level entries are moved
+    into ``target`` (refused with `FileExistsError` before extracting if any already exists).
+
+    Args:
+        archive: a ``.zip``, ``.tar``, ``.tar.gz``/``.tgz``, ``.tar.bz2``/``.tbz2`` or
+            ``.tar.xz``/``.txz`` file.
+        target: folder to extract into.
+
+    Returns:
+        The extracted files and links (not directories) under ``target``, in archive order.
+    """
+    archive, target = Path(archive), Path(target)
+    kind = _archive_kind(archive)
+    if not archive.is_file():
+        raise FileNotFoundError(f"archive={str(archive)!r} does not exist or is not a file")
+    if target.exists() and not target.is_dir():
+        raise NotADirectoryError(f"target={str(target)!r} exists and is not a directory")
+    if kind == "tar" and not hasattr(tarfile, "data_filter"):
+        raise RuntimeError("safe_extract needs Python >= 3.11.4 for tarfile extraction filters")
+
+    try:
+        handle: Any = zipfile.ZipFile(archive) if kind == "zip" else tarfile.open(archive, "r:*")
+    except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError) as err:
+        raise FetchError(f"cannot read archive {archive}: {err}") from err
+    with handle:
+        try:
+            members = _check_zip(archive, handle) if kind == "zip" else _check_tar(archive, handle)
+        except (zipfile.BadZipFile, tarfile.TarError, EOFError) as err:
+            raise FetchError(f"cannot read archive {archive}: {err}") from err
+
+        top_level = list(dict.fromkeys(parts[0] for parts, _ in members if parts))
+        if target.is_dir():
+            clashes = sorted(name for name in top_level if (target / name).exists())
+            if clashes:
+                raise FileExistsError(
+                    f"cannot extract {archive} into {target}: it already holds {clashes}; "
+                    "remove them or extract into an empty folder"
+                )
+
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(
+            tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".extracting", dir=target.parent)
+        )
+        try:
+            if kind == "zip":
+                handle.extractall(staging)
+            else:
+                handle.extractall(staging, filter="data")
+            _move_into_place(staging, target, top_level)
+        except tarfile.FilterError as err:
+            raise UnsafeArchiveError(
+                f"unsafe member in archive {archive}: {err} (refused by tarfile's data filter)"
+            ) from err
+        except (zipfile.BadZipFile, tarfile.TarError, EOFError, KeyError) as err:
+            raise FetchError(f"cannot extract archive {archive}: {err}") from err
+        finally:
+            if staging.exists():
+                shutil.rmtree(staging)
+
+    files = [target.joinpath(*parts) for parts, is_dir in members if parts and not is_dir]
+    return list(dict.fromkeys(files))
+
+
+def _archive_kind(archive: Path) -> str:
+    name = archive.name.lower()
+    if name.endswith(".zip"):
+        return "zip"
+    if name.endswith(_TAR_SUFFIXES):
+        return "tar"
+    raise ValueError(
+        f"archive={str(archive)!r} has an unsupported suffix; allowed: .zip, "
+        + ", ".join(_TAR_SUFFIXES)
+    )
+
+
+def _refuse(archive: Path, member: str, why: str) -> UnsafeArchiveError:
+    return UnsafeArchiveError(f"refusing to extract {archive}: member {member!r} {why}")
+
+
+def _member_parts(archive: Path, name: str, *, is_dir: bool, zip_name: bool) -> tuple[str, ...]:
+    """Check one member name and return its path components relative to the target."""
+    if not name or "\x00" in name:
+        raise _refuse(archive, name, "has an empty name or a NUL byte")
+    if zip_name and "\\" in name:
+        raise _refuse(archive, name, "contains a backslash (a Windows path separator)")
+    if name.startswith(("/", "\\")):
+        raise _refuse(archive, name, "is an absolute path")
+    if _DRIVE_RE.match(name):
+        raise _refuse(archive, name, "starts with a Windows drive letter")
+    if ".." in re.split(r"[/\\]", name):
+        raise _refuse(archive, name, "has a '..' component")
+    parts = tuple(p for p in name.split("/") if p not in ("", "."))
+    if not parts and not is_dir:  # './' is the archive root and harmless; a nameless file is not
+        raise _refuse(archive, name, "has no file name")
+    return parts
+
+
+def _check_zip(archive: Path, handle: zipfile.ZipFile) -> list[tuple[tuple[str, ...], bool]]:
+    members = []
+    for info in handle.infolist():
+        parts = _member_parts(archive, info.filename, is_dir=info.is_dir(), zip_name=True)
+        members.append((parts, info.is_dir()))
+    return members
+
+
+def _check_tar(archive: Path, handle: tarfile.TarFile) -> list[tuple[tuple[str, ...], bool]]:
+    infos = handle.getmembers()
+    checked: list[tuple[tarfile.TarInfo, tuple[str, ...]]] = []
+    links: dict[str, str] = {}  # symlink path (joined parts) -> its link text
+    for info in infos:
+        parts = _member_parts(archive, info.name, is_dir=info.isdir(), zip_name=False)
+        if not (info.isreg() or info.isdir() or info.issym() or info.islnk()):
+            raise _refuse(
+                archive,
+                info.name,
+                f"is a {_tar_kind(info)}; only regular files, directories and links are allowed",
+            )
+        if info.issym():
+            links["/".join(parts)] = info.linkname
+        checked.append((info, parts))
+
+    for info, parts in checked:
+        if _resolve(parts[:-1], links) is None:
+            raise _refuse(
+                archive, info.name, "is written through a symlink that leads outside the target"
+            )
+        if info.issym() or info.islnk():
+            kind = "symlink" if info.issym() else "hard link"
+            link = info.linkname
+            if not link or link.startswith(("/", "\\")) or _DRIVE_RE.match(link):
+                raise _refuse(archive, info.name, f"is a {kind} to the absolute path {link!r}")
+            # a symlink is relative to its own folder, a hard link to the archive root
+            base = parts[:-1] if info.issym() else ()
+            if _resolve((*base, *link.split("/")), links) is None:
+                raise _refuse(
+                    archive,
+                    info.name,
+                    f"is a {kind} to {link!r}, which resolves outside the target",
+                )
+    return [(parts, info.isdir()) for info, parts in checked]
+
+
+def _resolve(parts: Iterable[str], links: dict[str, str]) -> list[str] | None:
+    """Resolve a target-relative path through the archive's own symlinks, like realpath.
+
+    Returns the resolved components, or None when the path climbs above the target, goes through
+    an absolute symlink, or follows more than `_MAX_LINK_HOPS` links (a loop).
+    """
+    pending = list(reversed(list(parts)))
+    resolved: list[str] = []
+    hops = 0
+    while pending:
+        part = pending.pop()
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if not resolved:
+                return None
+            resolved.pop()
+            continue
+        candidate = "/".join([*resolved, part])
+        if candidate in links:
+            hops += 1
+            link = links[candidate]
+            if hops > _MAX_LINK_HOPS or link.startswith(("/", "\\")) or _DRIVE_RE.match(link):
+                return None
+            pending.extend(reversed(link.split("/")))  # relative to the link's folder: resolved
+            continue
+        resolved.append(part)
+    return resolved
+
+
+def _tar_kind(info: tarfile.TarInfo) -> str:
+    if info.ischr():
+        return "character device"
+    if info.isblk():
+        return "block device"
+    if info.isfifo():
+        return "FIFO"
+    return f"special member (type {info.type!r})"
+
+
+def _move_into_place(staging: Path, target: Path, top_level: list[str]) -> None:
+    """Move the extracted tree from ``staging`` to ``target`` with renames only."""
+    if target.is_dir() and not any(target.iterdir()):
+        target.rmdir()
+    if not target.exists():
+        os.replace(staging, target)
+        return
+    for name in top_level:
+        os.replace(staging / name, target / name)

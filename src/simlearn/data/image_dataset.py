@@ -1,0 +1,62 @@
+"""Load a canonical labelled-image dataset (``kind: images``) written by ``download``."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+
+@dataclass
+class ImageDataset:
+    images: np.ndarray  # (N, H, W, C) uint8, rows in manifest order
+    labels: np.ndarray  # (N,) int64
+    splits: np.ndarray  # (N,) str: train | val | test
+    ids: np.ndarray  # (N,) str
+    class_names: list[str]
+    manifest: pd.DataFrame
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return tuple(self.images.shape[1:])  # type: ignore[return-value]
+
+    def indices(self, split: str, classes: np.ndarray | None = None,
+                exclude: np.ndarray | None = None) -> np.ndarray:
+        """Rows of ``split``, optionally restricted to ``classes`` or excluding ``exclude``."""
+        mask = self.splits == split
+        if classes is not None:
+            mask &= np.isin(self.labels, classes)
+        if exclude is not None and len(exclude):
+            mask &= ~np.isin(self.labels, exclude)
+        return np.flatnonzero(mask)
+
+
+def load_image_dataset(data_dir: str | Path) -> ImageDataset:
+    data_dir = Path(data_dir)
+    meta_path = data_dir / "meta.json"
+    if not meta_path.exists():
+        raise FileNotFoundError(f"{meta_path} is missing: run `dvc repro download@{data_dir.name}`")
+    meta = json.loads(meta_path.read_text())
+    if meta.get("kind") != "images":
+        raise ValueError(
+            f"{data_dir}: dataset kind is {meta.get('kind')!r}; this task needs a labelled-image "
+            "dataset (kind 'images': digits, mnist, fashion_mnist, cifar10, stl10)"
+        )
+    manifest = pd.read_parquet(data_dir / "manifest.parquet")
+    images = np.load(data_dir / "images.npy", mmap_mode="r")
+    images = np.asarray(images[manifest["index"].to_numpy()])
+    return ImageDataset(
+        images=images,
+        labels=manifest["label"].to_numpy(np.int64),
+        splits=manifest["split"].to_numpy(str),
+        ids=manifest["id"].to_numpy(str),
+        class_names=[str(c) for c in meta.get("class_names", [])],
+        manifest=manifest,
+    )

@@ -1,0 +1,46 @@
+"""download@<dataset>: fetch (or generate) a dataset and write its canonical form.
+
+    python stages/download.py <dataset> <out_dir>
+
+Writes <out_dir>/ with the canonical files, manifest.parquet and meta.json. Remote archives are
+fetched into downloads/<source>/ (or placed there by hand; the error says exactly where).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("dataset")
+    p.add_argument("out_dir", type=Path)
+    p.add_argument("--params", type=Path, default=Path("params.yaml"))
+    p.add_argument("--downloads", type=Path, default=Path("downloads"))
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    from simlearn.config import dataset_config, load_params
+    from simlearn.data.fetch import FetchError
+    from simlearn.data.sources import build_dataset
+
+    cfg, _ = dataset_config(load_params(args.params), args.dataset)
+    t0 = time.perf_counter()
+    try:
+        manifest = build_dataset(args.dataset, cfg, args.out_dir, args.downloads.resolve() / cfg.source)
+    except FetchError as e:
+        print(f"download@{args.dataset} failed:\n{e}", file=sys.stderr)
+        return 1
+    counts = manifest["split"].value_counts().to_dict()
+    print(f"[{args.dataset}] {len(manifest)} rows {counts} -> {args.out_dir} "
+          f"in {time.perf_counter() - t0:.1f}s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
