@@ -101,7 +101,7 @@ class MetricTask:
         torch.manual_seed(cfg.seed)  # the initial weights depend on the seed alone
         self.model: nn.Module = Embedder(build_encoder(self.spec), mean, std)
         self._x = torch.from_numpy(np.ascontiguousarray(ds.images)).permute(0, 3, 1, 2)
-        self._y = torch.from_numpy(ds.labels)
+        self._y = torch.from_numpy(np.array(ds.labels, dtype=np.int64))
         self._on_device: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
 
         train_labels = ds.labels[self.train_idx]
