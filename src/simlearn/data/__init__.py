@@ -1,0 +1,13 @@
+"""Datasets: sources (embedded and remote), fetching, readers and the canonical on-disk forms.
+
+- :mod:`simlearn.data.sources`: ``DatasetConfig``, the ``SOURCES`` registry and
+  ``build_dataset``, the entry point of the ``download@<dataset>`` stage.
+- :mod:`simlearn.data.fetch`: checksummed, resumable downloads and safe archive extraction.
+- :mod:`simlearn.data.readers`: PFM, KITTI 16-bit PNG disparities, Middlebury calib.txt, the
+  Sketchy folder layout.
+- :mod:`simlearn.data.canonical`: the canonical writers (kinds ``images``, ``stereo``,
+  ``sketch``), the leak-free split logic and the atomic output folder.
+- :mod:`simlearn.data.synthetic_sketch`: the generated sketch/photo set.
+
+Nothing is imported here, so that importing one module does not pull in torchvision.
+"""

@@ -1,0 +1,617 @@
+"""Canonical writers: what every dataset becomes on disk, whatever its source.
+
+Three kinds, one contract each with the validation and training code (see DESIGN.md):
+
+- ``images``: ``images.npy`` uint8 (N, H, W, C) + one manifest row per sample.
+- ``stereo``: ``pairs/<pair_id>/{left.png,right.png,disparity.npy}`` + one row per pair.
+- ``sketch``: ``photo/<class>/<photo_id>.png``, ``sketch/<class>/<photo_id>-<k>.png`` + one row
+  per file.
+
+Every kind also writes ``manifest.parquet`` and ``meta.json`` (``kind``, ``source``, ``name`` and
+kind-specific keys). Splits are seeded and stratified by class, and never leak: identical images
+(same SHA-256 of their pixel bytes) are grouped so that all copies land in one split, and
+official test samples whose pixels also occur in the training pool are dropped and counted.
+
+Writers build into whatever folder they are given; :func:`staging_dir` makes the final folder
+appear at once (build in a sibling, rename at the end).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+from simlearn.data.readers import read_image
+
+__all__ = [
+    "IMAGE_COLUMNS",
+    "SKETCH_COLUMNS",
+    "SPLITS",
+    "STEREO_COLUMNS",
+    "StereoPair",
+    "assign_splits",
+    "carve_stratified",
+    "drop_cross_split_duplicates",
+    "pixel_stats",
+    "sample_sha256",
+    "split_pairs",
+    "staging_dir",
+    "stratified_subsample",
+    "write_image_dataset",
+    "write_sketch_dataset",
+    "write_stereo_dataset",
+]
+
+SPLITS = ("train", "val", "test")
+
+IMAGE_COLUMNS = {
+    "id": "str",
+    "index": "int64",
+    "split": "str",
+    "label": "int64",
+    "class_name": "str",
+    "path": "str",
+    "height": "int64",
+    "width": "int64",
+    "channels": "int64",
+    "dtype": "str",
+    "mean": "float64",
+    "std": "float64",
+    "min": "float64",
+    "max": "float64",
+    "sha256": "str",
+}
+STEREO_COLUMNS = {
+    "id": "str",
+    "split": "str",
+    "left_path": "str",
+    "right_path": "str",
+    "disparity_path": "str",
+    "height": "int64",
+    "width": "int64",
+    "left_height": "int64",
+    "left_width": "int64",
+    "right_height": "int64",
+    "right_width": "int64",
+    "channels": "int64",
+    "max_disp": "float64",
+    "valid_fraction": "float64",
+    "disp_min": "float64",
+    "disp_max": "float64",
+    "mean": "float64",
+    "std": "float64",
+}
+SKETCH_COLUMNS = {
+    "id": "str",
+    "domain": "str",
+    "class_name": "str",
+    "label": "int64",
+    "photo_id": "str",
+    "path": "str",
+    "split": "str",
+    "height": "int64",
+    "width": "int64",
+    "channels": "int64",
+    "mean": "float64",
+    "std": "float64",
+    "sha256": "str",
+}
+
+
+# ----------------------------------------------------------------------------- small helpers
+
+
+def sample_sha256(array: np.ndarray) -> str:
+    """Hex SHA-256 of a sample's raw pixel bytes (C order), the identity used for de-duplication."""
+    return hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()
+
+
+def pixel_stats(images: np.ndarray, chunk: int = 2048) -> np.ndarray:
+    """Per-sample mean, std (population), min and max of the pixel values.
+
+    Args:
+        images: (N, ...) any numeric dtype.
+    Returns:
+        float64 (N, 4): columns mean, std, min, max. Computed in chunks so that float64 copies of
+        a large set never exist at once.
+    """
+    n = len(images)
+    out = np.empty((n, 4), dtype=np.float64)
+    for start in range(0, n, chunk):
+        block = np.asarray(images[start : start + chunk]).reshape(min(chunk, n - start), -1)
+        block = block.astype(np.float64)  # (b, P)
+        out[start : start + len(block)] = np.stack(
+            [block.mean(1), block.std(1), block.min(1), block.max(1)], axis=1
+        )
+    return out
+
+
+def _round_half_up(x: float) -> int:
+    return int(np.floor(x + 0.5))
+
+
+def carve_stratified(
+    labels: np.ndarray, groups: np.ndarray, fraction: float, rng: np.random.Generator
+) -> np.ndarray:
+    """Pick about ``fraction`` of the groups of every class, keeping each group whole.
+
+    A group (e.g. all samples with one SHA-256, or one photo with its sketches) takes the label
+    of its first member. In each class, ``round(n_groups * fraction)`` groups are drawn at
+    random. Groups are visited in sorted order, so the result depends on the seed and the data,
+    not on the order of the rows.
+
+    Returns:
+        bool (N,): True for the samples of the picked groups.
+    """
+    labels = np.asarray(labels)
+    groups = np.asarray(groups)
+    if not 0.0 <= fraction < 1.0:
+        raise ValueError(f"fraction={fraction}: must be in [0, 1)")
+    if len(labels) != len(groups):
+        raise ValueError(f"labels ({len(labels)}) and groups ({len(groups)}) differ in length")
+    if len(labels) == 0:
+        return np.zeros(0, dtype=bool)
+    unique, first, inverse = np.unique(groups, return_index=True, return_inverse=True)
+    group_labels = labels[first]  # (G,)
+    picked = np.zeros(len(unique), dtype=bool)
+    for c in np.unique(group_labels):
+        members = np.flatnonzero(group_labels == c)
+        take = _round_half_up(len(members) * fraction)
+        picked[rng.permutation(members)[:take]] = True
+    return picked[inverse.reshape(-1)]
+
+
+def assign_splits(
+    labels: np.ndarray,
+    groups: np.ndarray,
+    *,
+    val_fraction: float,
+    test_fraction: float,
+    seed: int,
+    official: np.ndarray | None = None,
+) -> np.ndarray:
+    """Seeded, class-stratified, group-aware train/val/test split.
+
+    Without ``official``: ``test_fraction`` of the groups of every class go to test, then
+    ``val_fraction`` of the remaining pool to val, the rest to train. With ``official`` (values
+    "train" | "test"): its test is kept and val is carved from its train only.
+
+    Returns:
+        str array (N,) of "train" | "val" | "test".
+    """
+    labels = np.asarray(labels)
+    groups = np.asarray(groups)
+    rng = np.random.default_rng(seed)
+    split = np.full(len(labels), "train", dtype=object)
+    if official is None:
+        is_test = carve_stratified(labels, groups, test_fraction, rng)
+    else:
+        official = np.asarray(official)
+        bad = sorted(set(official.tolist()) - {"train", "test"})
+        if bad:
+            raise ValueError(f"official split values {bad}: allowed are 'train' and 'test'")
+        is_test = official == "test"
+    split[is_test] = "test"
+    pool = np.flatnonzero(~is_test)
+    is_val = carve_stratified(labels[pool], groups[pool], val_fraction, rng)
+    split[pool[is_val]] = "val"
+    return split
+
+
+def drop_cross_split_duplicates(split: np.ndarray, hashes: np.ndarray) -> np.ndarray:
+    """Mark for dropping every val/test sample whose hash also occurs in an earlier split.
+
+    Earlier means train before val before test: a test image identical to a training image would
+    measure memory, not generalisation.
+
+    Returns:
+        bool (N,): True for the samples to keep.
+    """
+    split = np.asarray(split)
+    hashes = np.asarray(hashes)
+    keep = np.ones(len(split), dtype=bool)
+    seen: set[str] = set()
+    for name in SPLITS:
+        rows = np.flatnonzero(split == name)
+        keep[rows] = [h not in seen for h in hashes[rows]]
+        seen.update(hashes[rows].tolist())
+    return keep
+
+
+def stratified_subsample(labels: np.ndarray, cap: int, rng: np.random.Generator) -> np.ndarray:
+    """At most ``cap`` indices, drawn at random with class proportions kept.
+
+    Quotas are ``cap * n_c / n`` rounded by largest remainder, so they sum to ``cap`` exactly.
+
+    Returns:
+        sorted int64 indices into ``labels``.
+    """
+    labels = np.asarray(labels)
+    if cap < 1:
+        raise ValueError(f"cap={cap}: must be >= 1")
+    n = len(labels)
+    if n <= cap:
+        return np.arange(n, dtype=np.int64)
+    classes, counts = np.unique(labels, return_counts=True)
+    exact = counts * cap / n
+    quota = np.floor(exact).astype(np.int64)
+    remainder = cap - int(quota.sum())
+    order = np.argsort(-(exact - quota), kind="stable")  # largest fractional parts first
+    quota[order[:remainder]] += 1
+    picked = [
+        rng.choice(np.flatnonzero(labels == c), size=q, replace=False)
+        for c, q in zip(classes, quota, strict=True)
+    ]
+    return np.sort(np.concatenate(picked)).astype(np.int64)
+
+
+def split_pairs(
+    pair_ids: Sequence[str], *, val_fraction: float, seed: int, max_per_split: int | None = None
+) -> dict[str, str]:
+    """Seeded train/val split of stereo pairs (no test: public stereo test sets have no GT).
+
+    ``round(n * val_fraction)`` pairs go to val. With ``max_per_split`` each split keeps at most
+    that many pairs (a seeded random subset).
+
+    Returns:
+        pair_id -> "train" | "val", for the kept pairs only.
+    """
+    ids = sorted(pair_ids)
+    if len(set(ids)) != len(ids):
+        raise ValueError("pair ids are not unique")
+    rng = np.random.default_rng(seed)
+    order = [ids[i] for i in rng.permutation(len(ids))]
+    n_val = _round_half_up(len(ids) * val_fraction)
+    parts = {"val": order[:n_val], "train": order[n_val:]}
+    if max_per_split is not None:
+        parts = {k: v[:max_per_split] for k, v in parts.items()}
+    return {pid: split for split, members in parts.items() for pid in members}
+
+
+def _typed(frame: pd.DataFrame, columns: Mapping[str, str]) -> pd.DataFrame:
+    frame = frame[list(columns)].copy()
+    for col, dtype in columns.items():
+        frame[col] = frame[col].astype(dtype)
+    return frame.reset_index(drop=True)
+
+
+def _split_counts(split: pd.Series) -> dict[str, int]:
+    return {s: int((split == s).sum()) for s in SPLITS if (split == s).any()}
+
+
+def _write_manifest_and_meta(out_dir: Path, manifest: pd.DataFrame, meta: dict[str, Any]) -> None:
+    manifest.to_parquet(out_dir / "manifest.parquet", index=False)
+    (out_dir / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+
+
+@contextmanager
+def staging_dir(out_dir: str | Path) -> Iterator[Path]:
+    """Build into a hidden sibling of ``out_dir`` and rename it into place on success.
+
+    On an exception the partial folder is removed and ``out_dir`` is left as it was, so a failed
+    build never leaves half a dataset behind.
+    """
+    out_dir = Path(out_dir).absolute()
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_dir.parent / f".{out_dir.name}.partial-{os.getpid()}"
+    old = out_dir.parent / f".{out_dir.name}.old-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if out_dir.exists():
+        out_dir.rename(old)
+    tmp.rename(out_dir)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+# ----------------------------------------------------------------------------- images
+
+
+def write_image_dataset(
+    out_dir: str | Path,
+    images: np.ndarray,
+    labels: np.ndarray,
+    class_names: Sequence[str],
+    *,
+    source: str,
+    name: str,
+    seed: int,
+    val_fraction: float,
+    test_fraction: float,
+    official_split: np.ndarray | None = None,
+    max_per_split: int | None = None,
+    extra_meta: Mapping[str, Any] | None = None,
+) -> pd.DataFrame:
+    """Write the canonical ``images`` form and return its manifest.
+
+    Args:
+        images: uint8 (N, H, W, C), in the source's order (official train first, then test).
+        labels: int (N,) in 0..len(class_names)-1.
+        official_split: "train" | "test" per sample where the source has official splits; val
+            is then carved from train. None: a stratified train/val/test split is drawn.
+        max_per_split: keep at most this many samples per split (stratified, seeded).
+
+    Ids are ``<source>-<position in the source>`` (zero-padded), so they do not change when
+    ``max_per_split`` keeps fewer rows. ``index`` is the row in ``images.npy``.
+    """
+    out_dir = Path(out_dir)
+    images = np.asarray(images)
+    labels = np.asarray(labels, dtype=np.int64)
+    if images.dtype != np.uint8 or images.ndim != 4:
+        raise ValueError(f"images: expected uint8 (N, H, W, C), got {images.dtype} {images.shape}")
+    if len(labels) != len(images):
+        raise ValueError(f"labels ({len(labels)}) and images ({len(images)}) differ in length")
+    if len(labels) and (labels.min() < 0 or labels.max() >= len(class_names)):
+        raise ValueError(f"labels must lie in 0..{len(class_names) - 1}")
+    n, height, width, channels = images.shape
+    hashes = np.array([sample_sha256(img) for img in images], dtype=object)  # (N,)
+    split = assign_splits(
+        labels,
+        hashes,
+        val_fraction=val_fraction,
+        test_fraction=test_fraction,
+        seed=seed,
+        official=official_split,
+    )
+    keep = drop_cross_split_duplicates(split, hashes)
+    dropped = int((~keep).sum())
+    if max_per_split is not None:
+        rng = np.random.default_rng([seed, 1])  # a stream apart from the split's
+        capped = np.zeros(n, dtype=bool)
+        for s in SPLITS:
+            rows = np.flatnonzero(keep & (split == s))
+            capped[rows[stratified_subsample(labels[rows], max_per_split, rng)]] = True
+        keep = capped
+    rows = np.flatnonzero(keep)  # positions in the source, ascending
+    kept = images[rows]  # (M, H, W, C)
+    np.save(out_dir / "images.npy", kept)
+    stats = pixel_stats(kept)  # (M, 4)
+    digits = max(5, len(str(max(n - 1, 0))))
+    manifest = pd.DataFrame(
+        {
+            "id": [f"{source}-{i:0{digits}d}" for i in rows],
+            "index": np.arange(len(rows), dtype=np.int64),
+            "split": split[rows],
+            "label": labels[rows],
+            "class_name": [class_names[c] for c in labels[rows]],
+            "path": "images.npy",
+            "height": height,
+            "width": width,
+            "channels": channels,
+            "dtype": "uint8",
+            "mean": stats[:, 0],
+            "std": stats[:, 1],
+            "min": stats[:, 2],
+            "max": stats[:, 3],
+            "sha256": hashes[rows],
+        }
+    )
+    manifest = _typed(manifest, IMAGE_COLUMNS)
+    meta = {
+        **(extra_meta or {}),
+        "kind": "images",
+        "source": source,
+        "name": name,
+        "num_classes": len(class_names),
+        "class_names": list(class_names),
+        "shape": [height, width, channels],
+        "split_counts": _split_counts(manifest["split"]),
+        "dropped_duplicates": dropped,
+    }
+    _write_manifest_and_meta(out_dir, manifest, meta)
+    return manifest
+
+
+# ----------------------------------------------------------------------------- stereo
+
+
+@dataclass(frozen=True)
+class StereoPair:
+    """One rectified pair with ground truth, as loaded from a source."""
+
+    left: np.ndarray  # uint8 (H, W, 3) or (H, W)
+    right: np.ndarray  # uint8 (H, W', 3) or (H, W'); same height as left
+    disparity: np.ndarray  # float (H, W) for the left view; NaN or inf = no ground truth
+    max_disp: float  # an upper bound of the disparity search range for this pair, in pixels
+
+
+def write_stereo_dataset(
+    out_dir: str | Path,
+    loaders: Mapping[str, Callable[[], StereoPair]],
+    splits: Mapping[str, str],
+    *,
+    source: str,
+    name: str,
+    extra_meta: Mapping[str, Any] | None = None,
+) -> pd.DataFrame:
+    """Write the canonical ``stereo`` form and return its manifest.
+
+    Args:
+        loaders: pair_id -> function loading that pair; only the pairs in ``splits`` are loaded,
+            one at a time, so a large set never sits in memory.
+        splits: pair_id -> "train" | "val" | "test".
+
+    Non-finite disparities are stored as NaN. Fails when a pair's ground truth exceeds its
+    ``max_disp`` or its views and disparity disagree in size.
+    """
+    out_dir = Path(out_dir)
+    unknown = sorted(set(splits) - set(loaders))
+    if unknown:
+        raise ValueError(f"splits name pairs with no loader: {unknown[:5]}")
+    bad = sorted({s for s in splits.values() if s not in SPLITS})
+    if bad:
+        raise ValueError(f"split values {bad}: allowed are {', '.join(SPLITS)}")
+    records = []
+    for pair_id in sorted(splits):
+        pair = loaders[pair_id]()
+        left, right = np.asarray(pair.left), np.asarray(pair.right)
+        disparity = np.asarray(pair.disparity, dtype=np.float32).copy()  # (H, W)
+        disparity[~np.isfinite(disparity)] = np.nan
+        if left.dtype != np.uint8 or right.dtype != np.uint8:
+            raise ValueError(f"{pair_id}: views must be uint8, got {left.dtype}, {right.dtype}")
+        if disparity.shape != left.shape[:2] or right.shape[0] != left.shape[0]:
+            raise ValueError(
+                f"{pair_id}: sizes disagree: left {left.shape}, right {right.shape}, "
+                f"disparity {disparity.shape}"
+            )
+        valid = np.isfinite(disparity)
+        disp_min = float(disparity[valid].min()) if valid.any() else float("nan")
+        disp_max = float(disparity[valid].max()) if valid.any() else float("nan")
+        if valid.any() and disp_max > pair.max_disp:
+            raise ValueError(
+                f"{pair_id}: ground truth reaches {disp_max} > max_disp {pair.max_disp}"
+            )
+        folder = out_dir / "pairs" / pair_id
+        folder.mkdir(parents=True)
+        Image.fromarray(left).save(folder / "left.png")
+        Image.fromarray(right).save(folder / "right.png")
+        np.save(folder / "disparity.npy", disparity)
+        rel = Path("pairs") / pair_id
+        left_f = left.astype(np.float64)
+        records.append(
+            {
+                "id": pair_id,
+                "split": splits[pair_id],
+                "left_path": (rel / "left.png").as_posix(),
+                "right_path": (rel / "right.png").as_posix(),
+                "disparity_path": (rel / "disparity.npy").as_posix(),
+                "height": disparity.shape[0],
+                "width": disparity.shape[1],
+                "left_height": left.shape[0],
+                "left_width": left.shape[1],
+                "right_height": right.shape[0],
+                "right_width": right.shape[1],
+                "channels": left.shape[2] if left.ndim == 3 else 1,
+                "max_disp": float(pair.max_disp),
+                "valid_fraction": float(valid.mean()),
+                "disp_min": disp_min,
+                "disp_max": disp_max,
+                "mean": float(left_f.mean()),
+                "std": float(left_f.std()),
+            }
+        )
+    manifest = _typed(pd.DataFrame(records, columns=list(STEREO_COLUMNS)), STEREO_COLUMNS)
+    meta = {
+        **(extra_meta or {}),
+        "kind": "stereo",
+        "source": source,
+        "name": name,
+        "num_pairs": len(manifest),
+        "split_counts": _split_counts(manifest["split"]),
+    }
+    _write_manifest_and_meta(out_dir, manifest, meta)
+    return manifest
+
+
+# ----------------------------------------------------------------------------- sketch
+
+
+def write_sketch_dataset(
+    out_dir: str | Path,
+    listing: pd.DataFrame,
+    *,
+    source: str,
+    name: str,
+    seed: int,
+    val_fraction: float,
+    test_fraction: float,
+    max_per_split: int | None = None,
+    extra_meta: Mapping[str, Any] | None = None,
+) -> pd.DataFrame:
+    """Write the canonical ``sketch`` form from a :func:`~simlearn.data.readers.list_sketchy`
+    listing and return its manifest.
+
+    Splits are drawn per photo (stratified by class, seeded): a photo and all its sketches share
+    one split. ``max_per_split`` caps the number of photos per split (stratified); their sketches
+    follow them. Images are stored as PNG, 8-bit greyscale or RGB as decoded; ``sha256`` hashes
+    the decoded pixel bytes.
+    """
+    out_dir = Path(out_dir)
+    photos = listing[listing["domain"] == "photo"].reset_index(drop=True)
+    if photos.duplicated(["class_name", "photo_id"]).any():
+        raise ValueError("the listing has the same photo twice")
+    if photos["photo_id"].duplicated().any():
+        dup = photos.loc[photos["photo_id"].duplicated(), "photo_id"].iloc[0]
+        raise ValueError(f"photo id {dup!r} occurs in two classes; photo ids must be unique")
+    class_names = sorted(photos["class_name"].unique())
+    label_of = {c: i for i, c in enumerate(class_names)}
+    photo_labels = photos["class_name"].map(label_of).to_numpy(np.int64)
+    photo_split = assign_splits(
+        photo_labels,
+        photos["photo_id"].to_numpy(object),
+        val_fraction=val_fraction,
+        test_fraction=test_fraction,
+        seed=seed,
+    )
+    keep = np.ones(len(photos), dtype=bool)
+    if max_per_split is not None:
+        rng = np.random.default_rng([seed, 1])
+        keep[:] = False
+        for s in SPLITS:
+            rows = np.flatnonzero(photo_split == s)
+            keep[rows[stratified_subsample(photo_labels[rows], max_per_split, rng)]] = True
+    split_of = dict(zip(photos["photo_id"][keep], photo_split[keep], strict=True))
+    rows = listing[listing["photo_id"].isin(list(split_of))].sort_values(
+        ["domain", "class_name", "photo_id", "sketch_index"]
+    )
+    records = []
+    for row in rows.itertuples(index=False):
+        src = Path(row.source_path)
+        if row.domain == "photo":
+            rel = Path("photo") / row.class_name / f"{row.photo_id}.png"
+            sample_id = f"photo-{row.photo_id}"
+        else:
+            rel = Path("sketch") / row.class_name / f"{row.photo_id}-{row.sketch_index}.png"
+            sample_id = f"sketch-{row.photo_id}-{row.sketch_index}"
+        array = read_image(src)  # (H, W) or (H, W, 3) uint8
+        dest = out_dir / rel
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(array).save(dest)
+        values = array.astype(np.float64)
+        records.append(
+            {
+                "id": sample_id,
+                "domain": row.domain,
+                "class_name": row.class_name,
+                "label": label_of[row.class_name],
+                "photo_id": row.photo_id,
+                "path": rel.as_posix(),
+                "split": split_of[row.photo_id],
+                "height": array.shape[0],
+                "width": array.shape[1],
+                "channels": array.shape[2] if array.ndim == 3 else 1,
+                "mean": float(values.mean()),
+                "std": float(values.std()),
+                "sha256": sample_sha256(array),
+            }
+        )
+    manifest = _typed(pd.DataFrame(records, columns=list(SKETCH_COLUMNS)), SKETCH_COLUMNS)
+    if manifest["id"].duplicated().any():
+        raise ValueError(f"duplicate ids: {manifest.loc[manifest['id'].duplicated(), 'id'][:5]}")
+    meta = {
+        **(extra_meta or {}),
+        "kind": "sketch",
+        "source": source,
+        "name": name,
+        "num_classes": len(class_names),
+        "class_names": class_names,
+        "split_counts": _split_counts(manifest["split"]),
+        "domain_counts": {d: int((manifest["domain"] == d).sum()) for d in ("photo", "sketch")},
+    }
+    _write_manifest_and_meta(out_dir, manifest, meta)
+    return manifest
