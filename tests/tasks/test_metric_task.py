@@ -1,0 +1,91 @@
+import numpy as np
+import pytest
+import torch
+
+from simlearn.config import experiment_config
+from simlearn.data.image_dataset import load_image_dataset
+from simlearn.data.sources import DatasetConfig, build_dataset
+from simlearn.tasks.metric import MetricTask, fit_baseline
+
+
+@pytest.fixture(scope="module")
+def digits(tmp_path_factory):
+    out = tmp_path_factory.mktemp("data") / "digits"
+    build_dataset("digits", DatasetConfig(source="digits", test_fraction=0.3), out)
+    return load_image_dataset(out)
+
+
+def cfg_for(**exp):
+    params = {"datasets": {"digits": {}},
+              "experiments": {"e": {"task": "metric", "dataset": "digits", **exp}}}
+    return experiment_config(params, "e")
+
+
+CASES = {
+    "contrastive_pairs": dict(loss={"name": "contrastive"}, sampler={"name": "pairs"}),
+    "contrastive_pk": dict(loss={"name": "contrastive"}, sampler={"name": "pk"}),
+    "triplet_random": dict(loss={"name": "triplet"}, sampler={"name": "triplets"}),
+    "triplet_semihard": dict(loss={"name": "triplet"}, sampler={"name": "pk", "mining": "semihard"}),
+    "triplet_soft_dot": dict(loss={"name": "triplet", "soft": True, "distance": "dot"}),
+    "batch_hard": dict(loss={"name": "batch_hard"}),
+    "npairs": dict(loss={"name": "npairs"}),
+    "snn": dict(loss={"name": "snn"}),
+    "supcon": dict(loss={"name": "supcon"}),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_one_training_step_of_every_loss_lowers_its_loss(digits, case):
+    cfg = cfg_for(model={"name": "convnet", "embedding_dim": 16, "width": 8}, **CASES[case])
+    task = MetricTask(cfg, digits)
+    batch = next(iter(task.batches(0)))
+    opt = torch.optim.SGD(task.model.parameters(), lr=0.05)
+    task.model.train()
+    loss0, n = task.loss(task.model, batch, torch.device("cpu"))
+    assert torch.isfinite(loss0) and n > 0
+    opt.zero_grad()
+    loss0.backward()
+    grads = [p.grad for p in task.model.parameters() if p.grad is not None]
+    assert grads and any(g.abs().sum() > 0 for g in grads)
+    opt.step()
+    loss1, _ = task.loss(task.model, batch, torch.device("cpu"))
+    assert float(loss1) <= float(loss0) + 1e-6  # a small step downhill on the same batch
+
+
+def test_holdout_classes_never_reach_training(digits):
+    cfg = cfg_for(holdout_classes=[7, 8, 9], sampler={"classes_per_batch": 7})
+    task = MetricTask(cfg, digits)
+    seen = set()
+    for epoch in range(2):
+        for b in task.batches(epoch):
+            seen |= set(digits.labels[b].tolist())
+    assert seen == set(range(7))
+    assert not np.isin(digits.labels[task.val_idx], [7, 8, 9]).any()
+    # the baselines are fitted on the seen classes only: LDA has (seen classes - 1) dimensions
+    model, _ = fit_baseline(cfg_for(holdout_classes=[7, 8, 9], model={"name": "lda"}), digits)
+    assert model.encoder.weight.shape[0] == 6
+
+
+@pytest.mark.parametrize(
+    "exp, message",
+    [
+        (dict(loss={"name": "batch_hard"}, sampler={"name": "pairs"}),
+         "sampler.name='pairs' cannot feed loss.name='batch_hard'; allowed samplers for it: pk"),
+        (dict(loss={"name": "npairs"}, sampler={"samples_per_class": 3}),
+         "samples_per_class=3: the npairs loss needs an even number"),
+        (dict(holdout_classes=[12]), "holdout_classes=[12]: [12] out of range"),
+        (dict(holdout_classes=[7, 8, 9]),
+         "classes_per_batch=10: must be between 2 and the number of training classes (7)"),
+    ],
+)
+def test_incompatible_settings_fail_with_a_clear_message(digits, exp, message):
+    with pytest.raises(ValueError) as e:
+        MetricTask(cfg_for(**exp), digits)
+    assert message in str(e.value)
+
+
+def test_same_seed_same_initial_weights(digits):
+    a = MetricTask(cfg_for(seed=3), digits).model.state_dict()
+    torch.rand(5)
+    b = MetricTask(cfg_for(seed=3), digits).model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
