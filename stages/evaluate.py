@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
 
     # curves for `dvc plots`: the mean 11-point PR curve and a ROC curve on a fixed fpr grid
     res, pv = x["result"], x["pairs"]
-    pr = pd.DataFrame({"recall": res.pr_recall, "precision": res.pr_precision})
+    pr = pd.DataFrame({"recall": res.recall_levels, "precision": res.pr_curve})
     grid = np.linspace(0.0, 1.0, 101)
     roc = pd.DataFrame({"fpr": grid, "tpr": np.interp(grid, pv["fpr"], pv["tpr"])})
     for kind, df in (("pr", pr), ("roc", roc)):
@@ -107,10 +107,10 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     rng = np.random.default_rng(cfg.seed)
     examples = []
     for q in rng.choice(len(test_idx), size=min(3, len(test_idx)), replace=False):
-        r, p, ap = query_pr_curve(q_emb, q_lab, int(q), distance=cfg.eval.distance)
-        examples.append(plots.PRExample(recall=r, precision=p,
-                                        label=f"query {ds.ids[test_idx[q]]} (AP {ap:.3f})"))
-    plots.plot_precision_recall(res.pr_recall, res.pr_precision, examples, figs / "pr.png",
+        c = query_pr_curve(q_emb, q_lab, index=int(q), distance=cfg.eval.distance)
+        examples.append(plots.PRExample(c.recall, c.precision, c.ap,
+                                        f"query {ds.ids[test_idx[q]]}, class {q_lab[q]}"))
+    plots.plot_precision_recall(res.recall_levels, res.pr_curve, examples, figs / "pr.png",
                                 title=f"{name}: precision-recall (test)",
                                 map_value=metrics["map"])
     plots.plot_roc(pv["fpr"], pv["tpr"], metrics["roc_auc"], figs / "roc.png",

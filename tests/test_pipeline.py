@@ -1,0 +1,127 @@
+"""End to end: `dvc repro` of a reduced params.yaml in a fresh git repo, then MLflow read-back."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+PARAMS = {
+    "datasets": {
+        "digits": {"source": "digits", "test_fraction": 0.3, "validation": {"min_rows_per_split": 100}},
+        "motorcycle": {"source": "motorcycle"},
+    },
+    "experiments": {
+        "raw": {"task": "metric", "dataset": "digits", "model": {"name": "raw", "normalize": False}},
+        "bh": {"task": "metric", "dataset": "digits",
+               "model": {"name": "convnet", "embedding_dim": 16, "width": 8},
+               "loss": {"name": "batch_hard"}, "train": {"epochs": 2}},
+        "bh_unseen": {"task": "metric", "dataset": "digits", "holdout_classes": [8, 9],
+                      "model": {"name": "convnet", "embedding_dim": 16, "width": 8},
+                      "loss": {"name": "supcon"}, "sampler": {"classes_per_batch": 8},
+                      "train": {"epochs": 1}},
+    },
+}
+
+
+def run(cmd, cwd, env):
+    res = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
+    assert res.returncode == 0, f"{' '.join(cmd)} failed:\n{res.stdout[-3000:]}\n{res.stderr[-3000:]}"
+    return res.stdout + res.stderr
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory):
+    repo = tmp_path_factory.mktemp("repo")
+    for item in ("dvc.yaml", "stages", "src", ".dvc", ".dvcignore", ".gitignore"):
+        src = ROOT / item
+        if src.is_dir():
+            shutil.copytree(src, repo / item, ignore=shutil.ignore_patterns("__pycache__", "tmp"))
+        else:
+            shutil.copy(src, repo / item)
+    (repo / "params.yaml").write_text(yaml.safe_dump(PARAMS, sort_keys=False))
+    bindir = str(Path(sys.executable).parent)
+    env = {**os.environ, "PATH": bindir + os.pathsep + os.environ["PATH"],
+           "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
+           "GIT_COMMITTER_EMAIL": "t@t", "PYTHONPATH": str(repo / "src")}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    run(["git", "init", "-q"], repo, env)
+    run(["git", "add", "-A"], repo, env)
+    run(["git", "commit", "-qm", "init"], repo, env)
+    out = run([bindir + "/dvc", "repro"], repo, env)
+    return repo, env, bindir, out
+
+
+@pytest.mark.slow
+def test_repro_writes_every_contract_output(repo):
+    repo, env, bindir, _ = repo
+    for ds in ("digits", "motorcycle"):
+        assert (repo / "data" / ds / "manifest.parquet").exists()
+        assert json.loads((repo / f"reports/validation/{ds}.json").read_text())["success"]
+        assert (repo / f"reports/validation/{ds}.html").exists()
+    for exp in PARAMS["experiments"]:
+        assert (repo / f"models/{exp}/model.pt").exists()
+        z = np.load(repo / f"data/embeddings/{exp}.npz")
+        assert z["embeddings"].dtype == np.float32 and len(z["labels"]) == 1797
+        m = json.loads((repo / f"reports/eval/{exp}/metrics.json").read_text())
+        assert {"map", "map_at_r", "r_precision", "precision_at_1", "aupr", "roc_auc",
+                "knn_accuracy", "ncm_accuracy"} <= set(m)
+        assert 0 < m["map"] <= 1 and m["map"] == m["aupr"]
+        for fig in ("pr", "roc", "distances", "embedding_map", "retrieval_grid"):
+            assert (repo / f"reports/eval/{exp}/figures/{fig}.png").stat().st_size > 5000
+    m = json.loads((repo / "reports/eval/bh_unseen/metrics.json").read_text())
+    assert {"seen_map", "unseen_map"} <= set(m)
+    summary = (repo / "reports/summary.md").read_text()
+    assert all(f"| {exp} |" in summary for exp in PARAMS["experiments"])
+
+
+@pytest.mark.slow
+def test_second_repro_does_nothing_and_an_edit_reruns_only_its_experiment(repo):
+    repo, env, bindir, _ = repo
+    out = run([bindir + "/dvc", "repro"], repo, env)
+    assert "Data and pipelines are up to date" in out, out
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["experiments"]["bh"]["train"]["epochs"] = 3
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    status = run([bindir + "/dvc", "status", "--json"], repo, env)
+    changed = set(json.loads(status))
+    assert changed == {"train@bh", "embed@bh", "evaluate@bh", "report"}, changed
+    params["experiments"]["bh"]["train"]["epochs"] = 2
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+@pytest.mark.slow
+def test_mlflow_run_holds_everything_and_the_model_loads(repo):
+    repo, env, bindir, _ = repo
+    import mlflow
+    import mlflow.pytorch
+    import torch
+
+    uri = f"sqlite:///{repo}/mlflow.db"
+    client = mlflow.MlflowClient(uri)
+    run_id = json.loads((repo / "models/bh/run.json").read_text())["run_id"]
+    r = client.get_run(run_id)
+    assert r.data.params["loss.name"] == "batch_hard" and r.data.params["train.epochs"] == "2"
+    assert r.data.tags["dataset"] == "digits" and len(r.data.tags["git_commit"]) == 40
+    assert {"map", "map_at_r", "roc_auc", "train_seconds", "loss", "val_map"} <= set(r.data.metrics)
+    assert len(client.get_metric_history(run_id, "loss")) == 2  # one point per epoch
+    arts = {a.path for a in client.list_artifacts(run_id, "figures")}
+    assert "figures/retrieval_grid.png" in arts
+    assert r.inputs.dataset_inputs and r.inputs.dataset_inputs[0].dataset.name == "digits"
+    mlflow.set_tracking_uri(uri)
+    model = mlflow.pytorch.load_model(f"runs:/{run_id}/model")
+    z = np.load(repo / "data/embeddings/bh.npz")
+    import pandas as pd
+
+    rows = pd.read_parquet(repo / "data/digits/manifest.parquet")["index"].to_numpy()[:5]
+    images = np.load(repo / "data/digits/images.npy")[rows]  # embeddings follow manifest order
+    x = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255
+    with torch.no_grad():
+        np.testing.assert_allclose(model(x).numpy(), z["embeddings"][:5], rtol=1e-4, atol=1e-5)
