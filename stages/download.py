@@ -32,13 +32,17 @@ def main(argv: list[str] | None = None) -> int:
     cfg, _ = dataset_config(load_params(args.params), args.dataset)
     t0 = time.perf_counter()
     try:
-        manifest = build_dataset(args.dataset, cfg, args.out_dir, args.downloads.resolve() / cfg.source)
+        manifest = build_dataset(
+            args.dataset, cfg, args.out_dir, args.downloads.resolve() / cfg.source
+        )
     except FetchError as e:
         print(f"download@{args.dataset} failed:\n{e}", file=sys.stderr)
         return 1
     counts = manifest["split"].value_counts().to_dict()
-    print(f"[{args.dataset}] {len(manifest)} rows {counts} -> {args.out_dir} "
-          f"in {time.perf_counter() - t0:.1f}s")
+    print(
+        f"[{args.dataset}] {len(manifest)} rows {counts} -> {args.out_dir} "
+        f"in {time.perf_counter() - t0:.1f}s"
+    )
     return 0
 
 

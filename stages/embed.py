@@ -52,8 +52,10 @@ def main(argv: list[str] | None = None) -> Path:
     )
     tmp.replace(args.out)
     run_id = tracking.read_run_file(args.model_dir / "run.json")
-    tracking.log_metrics(run_id, {"embed_seconds": seconds, "embedding_dim": emb.shape[1],
-                                  "embedded_samples": len(emb)})
+    tracking.log_metrics(
+        run_id,
+        {"embed_seconds": seconds, "embedding_dim": emb.shape[1], "embedded_samples": len(emb)},
+    )
     print(f"[{args.experiment}] embedded {len(emb)} samples -> {emb.shape[1]}-d in {seconds:.1f}s")
     return args.out
 

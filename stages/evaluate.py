@@ -32,8 +32,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def evaluate(emb: np.ndarray, labels: np.ndarray, split: np.ndarray, holdout: np.ndarray,
-             cfg: Any) -> tuple[dict[str, float], dict[str, Any]]:
+def evaluate(
+    emb: np.ndarray, labels: np.ndarray, split: np.ndarray, holdout: np.ndarray, cfg: Any
+) -> tuple[dict[str, float], dict[str, Any]]:
     """All metrics of one experiment, and the data its curves and figures need."""
     from simlearn.evaluation import (
         knn_accuracy,
@@ -49,24 +50,36 @@ def evaluate(emb: np.ndarray, labels: np.ndarray, split: np.ndarray, holdout: np
         raise ValueError("the test split has fewer than 2 samples; nothing to evaluate")
     res = retrieval_metrics(emb[test], labels[test], distance=e.distance, ks=e.ks)
     metrics: dict[str, float] = dict(res.summary())
-    d, same = pair_distances(emb[test], labels[test], max_pairs=e.max_pairs, seed=cfg.seed,
-                             distance=e.distance)
+    d, same = pair_distances(
+        emb[test], labels[test], max_pairs=e.max_pairs, seed=cfg.seed, distance=e.distance
+    )
     pv = pair_verification(d, same)
     metrics["roc_auc"] = float(pv["roc_auc"])
     metrics["pair_pr_auc"] = float(pv["pr_auc"])
     ref = (split == "train") & ~holdout
     seen_test = test & ~holdout
     if ref.any() and seen_test.any():
-        metrics["knn_accuracy"] = float(knn_accuracy(emb[ref], labels[ref], emb[seen_test],
-                                                     labels[seen_test], k=e.knn_k,
-                                                     distance=e.distance))
-        metrics["ncm_accuracy"] = float(nearest_class_mean_accuracy(
-            emb[ref], labels[ref], emb[seen_test], labels[seen_test], distance=e.distance))
+        metrics["knn_accuracy"] = float(
+            knn_accuracy(
+                emb[ref],
+                labels[ref],
+                emb[seen_test],
+                labels[seen_test],
+                k=e.knn_k,
+                distance=e.distance,
+            )
+        )
+        metrics["ncm_accuracy"] = float(
+            nearest_class_mean_accuracy(
+                emb[ref], labels[ref], emb[seen_test], labels[seen_test], distance=e.distance
+            )
+        )
     if holdout.any():
         for group, mask in (("seen", seen_test), ("unseen", test & holdout)):
             if mask.sum() >= 2:
-                s = retrieval_metrics(emb[mask], labels[mask], distance=e.distance,
-                                      ks=e.ks).summary()
+                s = retrieval_metrics(
+                    emb[mask], labels[mask], distance=e.distance, ks=e.ks
+                ).summary()
                 metrics.update({f"{group}_{k}": v for k, v in s.items()})
     extras = {"result": res, "pairs": pv, "pair_distances": d, "pair_same": same}
     return metrics, extras
@@ -86,9 +99,16 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
 
     out, figs = args.out_dir, args.out_dir / "figures"
     figs.mkdir(parents=True, exist_ok=True)
-    (out / "metrics.json").write_text(json.dumps(
-        {k: (None if isinstance(v, float) and math.isnan(v) else v)
-         for k, v in sorted(metrics.items())}, indent=2) + "\n")
+    (out / "metrics.json").write_text(
+        json.dumps(
+            {
+                k: (None if isinstance(v, float) and math.isnan(v) else v)
+                for k, v in sorted(metrics.items())
+            },
+            indent=2,
+        )
+        + "\n"
+    )
 
     # curves for `dvc plots`: the mean 11-point PR curve and a ROC curve on a fixed fpr grid
     res, pv = x["result"], x["pairs"]
@@ -108,29 +128,57 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     examples = []
     for q in rng.choice(len(test_idx), size=min(3, len(test_idx)), replace=False):
         c = query_pr_curve(q_emb, q_lab, index=int(q), distance=cfg.eval.distance)
-        examples.append(plots.PRExample(c.recall, c.precision, c.ap,
-                                        f"query {ds.ids[test_idx[q]]}, class {q_lab[q]}"))
-    plots.plot_precision_recall(res.recall_levels, res.pr_curve, examples, figs / "pr.png",
-                                title=f"{name}: precision-recall (test)",
-                                map_value=metrics["map"])
-    plots.plot_roc(pv["fpr"], pv["tpr"], metrics["roc_auc"], figs / "roc.png",
-                   title=f"{name}: pair verification ROC (test)")
+        examples.append(
+            plots.PRExample(
+                c.recall, c.precision, c.ap, f"query {ds.ids[test_idx[q]]}, class {q_lab[q]}"
+            )
+        )
+    plots.plot_precision_recall(
+        res.recall_levels,
+        res.pr_curve,
+        examples,
+        figs / "pr.png",
+        title=f"{name}: precision-recall (test)",
+        map_value=metrics["map"],
+    )
+    plots.plot_roc(
+        pv["fpr"],
+        pv["tpr"],
+        metrics["roc_auc"],
+        figs / "roc.png",
+        title=f"{name}: pair verification ROC (test)",
+    )
     d, same = x["pair_distances"], x["pair_same"]
-    plots.plot_distance_histograms(d[same], d[~same], figs / "distances.png",
-                                   title=f"{name}: distances of positive vs negative pairs")
-    plots.plot_embedding_map(emb[test_idx], q_lab, figs / "embedding_map.png",
-                             class_names=ds.class_names or None, heldout_mask=holdout[test_idx],
-                             method=cfg.eval.embedding_map, seed=cfg.seed,
-                             title=f"{name}: test embeddings ({cfg.eval.embedding_map})")
+    plots.plot_distance_histograms(
+        d[same],
+        d[~same],
+        figs / "distances.png",
+        title=f"{name}: distances of positive vs negative pairs",
+    )
+    plots.plot_embedding_map(
+        emb[test_idx],
+        q_lab,
+        figs / "embedding_map.png",
+        class_names=ds.class_names or None,
+        heldout_mask=holdout[test_idx],
+        method=cfg.eval.embedding_map,
+        seed=cfg.seed,
+        title=f"{name}: test embeddings ({cfg.eval.embedding_map})",
+    )
     k = min(cfg.eval.grid_k, len(test_idx) - 1)
     rows = _grid_queries(q_lab, cfg.eval.grid_queries, rng)
     nn_idx, _ = nearest_neighbors(q_emb, None, k=k, distance=cfg.eval.distance)
     nn_idx = nn_idx[rows]
     imgs = ds.images[test_idx]
-    plots.plot_retrieval_grid(imgs[rows], imgs[nn_idx], q_lab[nn_idx] == q_lab[rows, None],
-                              figs / "retrieval_grid.png",
-                              title=f"{name}: test queries and their top {k}",
-                              query_labels=q_lab[rows], neighbor_labels=q_lab[nn_idx])
+    plots.plot_retrieval_grid(
+        imgs[rows],
+        imgs[nn_idx],
+        q_lab[nn_idx] == q_lab[rows, None],
+        figs / "retrieval_grid.png",
+        title=f"{name}: test queries and their top {k}",
+        query_labels=q_lab[rows],
+        neighbor_labels=q_lab[nn_idx],
+    )
 
     run_id = tracking.read_run_file(args.model_dir / "run.json")
     tracking.log_metrics(run_id, metrics)
@@ -138,8 +186,11 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     tracking.log_artifact(run_id, out / "metrics.json", "eval")
     for kind in ("pr", "roc"):
         tracking.log_artifact(run_id, args.curves / kind / f"{name}.csv", f"eval/{kind}")
-    shown = ", ".join(f"{k}={metrics[k]:.4f}" for k in ("map", "map_at_r", "precision_at_1",
-                                                        "roc_auc") if k in metrics)
+    shown = ", ".join(
+        f"{k}={metrics[k]:.4f}"
+        for k in ("map", "map_at_r", "precision_at_1", "roc_auc")
+        if k in metrics
+    )
     print(f"[{name}] {shown}")
     return metrics
 

@@ -16,8 +16,17 @@ from typing import Any
 
 import pandas as pd
 
-KEY_METRICS = ["map", "map_at_r", "r_precision", "precision_at_1", "roc_auc", "knn_accuracy",
-               "ncm_accuracy", "seen_map", "unseen_map"]
+KEY_METRICS = [
+    "map",
+    "map_at_r",
+    "r_precision",
+    "precision_at_1",
+    "roc_auc",
+    "knn_accuracy",
+    "ncm_accuracy",
+    "seen_map",
+    "unseen_map",
+]
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -29,8 +38,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def summarise(params: dict[str, Any], eval_dir: Path, train_dir: Path) -> tuple[pd.DataFrame,
-                                                                                 pd.DataFrame]:
+def summarise(
+    params: dict[str, Any], eval_dir: Path, train_dir: Path
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(one row per experiment: task, dataset, key metrics, train time; the params that differ)."""
     from simlearn.config import SHALLOW_MODELS, experiment_config, flatten, to_dict
 
@@ -43,14 +53,18 @@ def summarise(params: dict[str, Any], eval_dir: Path, train_dir: Path) -> tuple[
         m = json.loads(metrics_file.read_text())
         hist_file = train_dir / name / "history.csv"
         train_s = float(pd.read_csv(hist_file)["seconds"].sum()) if hist_file.exists() else math.nan
-        rows.append({
-            "experiment": name, "task": cfg.task, "dataset": cfg.dataset,
-            "model": cfg.model.name,
-            "loss": "-" if cfg.model.name in SHALLOW_MODELS else cfg.loss.name,
-            "baseline": cfg.model.name in SHALLOW_MODELS,
-            **{k: m.get(k, math.nan) for k in KEY_METRICS},
-            "train_seconds": train_s,
-        })
+        rows.append(
+            {
+                "experiment": name,
+                "task": cfg.task,
+                "dataset": cfg.dataset,
+                "model": cfg.model.name,
+                "loss": "-" if cfg.model.name in SHALLOW_MODELS else cfg.loss.name,
+                "baseline": cfg.model.name in SHALLOW_MODELS,
+                **{k: m.get(k, math.nan) for k in KEY_METRICS},
+                "train_seconds": train_s,
+            }
+        )
         flat[name] = flatten(to_dict(cfg))
     summary = pd.DataFrame(rows)
     table = pd.DataFrame(flat).T
@@ -82,8 +96,9 @@ def main(argv: list[str] | None = None) -> Path:
     out = args.out_prefix
     out.parent.mkdir(parents=True, exist_ok=True)
     summary.to_csv(out.with_suffix(".csv"), index=False)
-    fig = plot_experiment_comparison(summary, out.with_suffix(".png"),
-                                     title="Test-split retrieval, every experiment")
+    fig = plot_experiment_comparison(
+        summary, out.with_suffix(".png"), title="Test-split retrieval, every experiment"
+    )
     shown = summary.drop(columns=["baseline"]).dropna(axis=1, how="all")
     md = [
         "# simlearn: experiment summary",

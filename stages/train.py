@@ -51,29 +51,47 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     run_id = None
     if info.is_main:
         run_id = _resume_run_id(ckpt_dir, section) or tracking.start_run(
-            args.experiment, section, dataset=cfg.dataset,
+            args.experiment,
+            section,
+            dataset=cfg.dataset,
             extra_tags={"task": cfg.task, "model": cfg.model.name},
         )
         ckpt_dir.mkdir(parents=True, exist_ok=True)
         (ckpt_dir / "run.json").write_text(json.dumps({"run_id": run_id, "section": section}))
-        tracking.log_dataset(run_id, ds.manifest, name=cfg.dataset,
-                             source=str(args.data_dir.resolve()), context="training")
+        tracking.log_dataset(
+            run_id,
+            ds.manifest,
+            name=cfg.dataset,
+            source=str(args.data_dir.resolve()),
+            context="training",
+        )
 
     t0 = time.perf_counter()
     if cfg.model.shallow:
         model, spec = fit_baseline(cfg, ds)
-        row = {"epoch": 0, "loss": float("nan"), "lr": 0.0,
-               "seconds": time.perf_counter() - t0, "samples": 0, "samples_per_s": 0.0}
+        row = {
+            "epoch": 0,
+            "loss": float("nan"),
+            "lr": 0.0,
+            "seconds": time.perf_counter() - t0,
+            "samples": 0,
+            "samples_per_s": 0.0,
+        }
         row.update(validation_figures(cfg, ds, model, "cpu"))
         history, device, samples_per_s = [row], "cpu", 0.0
     else:
         task = MetricTask(cfg, ds)
         result = fit(
-            task, cfg.train, seed=cfg.seed, checkpoint_dir=ckpt_dir,
+            task,
+            cfg.train,
+            seed=cfg.seed,
+            checkpoint_dir=ckpt_dir,
             fingerprint=tracking.params_hash(section),
             on_epoch_end=(lambda r: tracking.log_metrics(run_id, r, step=int(r["epoch"])))
-            if info.is_main else None,
-            progress=not args.no_progress, desc=args.experiment,
+            if info.is_main
+            else None,
+            progress=not args.no_progress,
+            desc=args.experiment,
         )
         model, spec = task.model, task.spec
         history, device, samples_per_s = result.history, result.device, result.samples_per_s
@@ -87,8 +105,11 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     tracking.write_run_file(args.model_dir / "run.json", run_id, args.experiment)
     hist = pd.DataFrame(history)
     hist.to_csv(args.report_dir / "history.csv", index=False)
-    summary = {"train_seconds": seconds, "samples_per_s": samples_per_s,
-               "epochs": float(len(history))}
+    summary = {
+        "train_seconds": seconds,
+        "samples_per_s": samples_per_s,
+        "epochs": float(len(history)),
+    }
     if "val_map" in hist:
         summary["final_val_map"] = float(hist["val_map"].iloc[-1])
     tracking.log_metrics(run_id, summary)
@@ -97,16 +118,20 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     if len(hist) > 1:
         from simlearn.plots import plot_training_history
 
-        fig = plot_training_history(hist, args.report_dir / "training_curves.png",
-                                    title=f"{args.experiment}: training")
+        fig = plot_training_history(
+            hist, args.report_dir / "training_curves.png", title=f"{args.experiment}: training"
+        )
         tracking.log_artifact(run_id, fig, "figures")
     example = ds.images[ds.indices("train")[:2]]
     from simlearn.models import to_input
 
     tracking.log_torch_model(run_id, model, to_input(example).numpy())
     shutil.rmtree(ckpt_dir, ignore_errors=True)  # finished: nothing left to resume
-    print(f"[{args.experiment}] trained in {seconds:.1f}s on {device}; "
-          f"{samples_per_s:.0f} samples/s; MLflow run {run_id}", flush=True)
+    print(
+        f"[{args.experiment}] trained in {seconds:.1f}s on {device}; "
+        f"{samples_per_s:.0f} samples/s; MLflow run {run_id}",
+        flush=True,
+    )
     return summary
 
 

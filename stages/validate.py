@@ -33,6 +33,7 @@ def main(argv: list[str] | None = None) -> int:
         args.data_dir,
         min_rows_per_split=vcfg.min_rows_per_split,
         min_valid_fraction=vcfg.min_valid_fraction,
+        splits=vcfg.splits or None,
     )
     args.report_dir.mkdir(parents=True, exist_ok=True)
     (args.report_dir / f"{args.dataset}.json").write_text(

@@ -11,8 +11,10 @@ from simlearn.config import (
 
 
 def params(**exp):
-    return {"datasets": {"digits": {"source": "digits"}},
-            "experiments": {"e": {"task": "metric", "dataset": "digits", **exp}}}
+    return {
+        "datasets": {"digits": {"source": "digits"}},
+        "experiments": {"e": {"task": "metric", "dataset": "digits", **exp}},
+    }
 
 
 def test_defaults_and_nested_sections():
@@ -29,17 +31,23 @@ def test_int_is_accepted_for_float_and_lists_become_tuples():
 @pytest.mark.parametrize(
     "exp, expected",
     [
-        ({"loss": {"name": "triplet", "margn": 0.2}},
-         "experiments.e.loss.margn: unknown key; allowed keys: distance, l2_reg, margin"),
+        (
+            {"loss": {"name": "triplet", "margn": 0.2}},
+            "experiments.e.loss.margn: unknown key; allowed keys: distance, l2_reg, margin",
+        ),
         ({"train": {"lr": "fast"}}, "experiments.e.train.lr='fast': expected a number"),
         ({"train": {"epochs": 1.5}}, "experiments.e.train.epochs=1.5: expected an integer"),
         ({"train": {"epochs": 0}}, "experiments.e.train.epochs=0: must be >= 1"),
         ({"loss": {"margin": -0.1}}, "experiments.e.loss.margin=-0.1: must be >= 0.0"),
         ({"loss": {"temperature": 0}}, "experiments.e.loss.temperature=0.0: must be > 0.0"),
-        ({"loss": {"name": "arcface"}},
-         "experiments.e.loss.name='arcface': unknown name; allowed: contrastive, triplet"),
-        ({"model": {"normalize": "yes"}},
-         "experiments.e.model.normalize='yes': expected true or false"),
+        (
+            {"loss": {"name": "arcface"}},
+            "experiments.e.loss.name='arcface': unknown name; allowed: contrastive, triplet",
+        ),
+        (
+            {"model": {"normalize": "yes"}},
+            "experiments.e.model.normalize='yes': expected true or false",
+        ),
         ({"task": "clustering"}, "experiments.e.task='clustering': unknown name; allowed: metric"),
         ({"holdout_classes": [1, 1]}, "holdout_classes=[1, 1] has repeated classes"),
     ],
@@ -53,7 +61,9 @@ def test_bad_values_name_key_value_and_allowed(exp, expected):
 def test_unknown_dataset_and_experiment_are_named():
     with pytest.raises(ConfigError, match=r"experiments.e.dataset='mnist' is not a dataset"):
         experiment_config(params(dataset="mnist"), "e")
-    with pytest.raises(ConfigError, match=r"experiments.nope is not defined.*defined experiments: e"):
+    with pytest.raises(
+        ConfigError, match=r"experiments.nope is not defined.*defined experiments: e"
+    ):
         experiment_config(params(), "nope")
 
 
@@ -64,7 +74,10 @@ def test_missing_required_key():
 
 def test_flatten():
     assert flatten({"a": {"b": 1, "c": {"d": [1, 2]}}, "e": "x"}) == {
-        "a.b": 1, "a.c.d": [1, 2], "e": "x"}
+        "a.b": 1,
+        "a.c.d": [1, 2],
+        "e": "x",
+    }
 
 
 def test_repo_params_load_and_validate():

@@ -15,25 +15,44 @@ ROOT = Path(__file__).resolve().parents[1]
 
 PARAMS = {
     "datasets": {
-        "digits": {"source": "digits", "test_fraction": 0.3, "validation": {"min_rows_per_split": 100}},
+        "digits": {
+            "source": "digits",
+            "test_fraction": 0.3,
+            "validation": {"min_rows_per_split": 100},
+        },
         "motorcycle": {"source": "motorcycle"},
     },
     "experiments": {
-        "raw": {"task": "metric", "dataset": "digits", "model": {"name": "raw", "normalize": False}},
-        "bh": {"task": "metric", "dataset": "digits",
-               "model": {"name": "convnet", "embedding_dim": 16, "width": 8},
-               "loss": {"name": "batch_hard"}, "train": {"epochs": 2}},
-        "bh_unseen": {"task": "metric", "dataset": "digits", "holdout_classes": [8, 9],
-                      "model": {"name": "convnet", "embedding_dim": 16, "width": 8},
-                      "loss": {"name": "supcon"}, "sampler": {"classes_per_batch": 8},
-                      "train": {"epochs": 1}},
+        "raw": {
+            "task": "metric",
+            "dataset": "digits",
+            "model": {"name": "raw", "normalize": False},
+        },
+        "bh": {
+            "task": "metric",
+            "dataset": "digits",
+            "model": {"name": "convnet", "embedding_dim": 16, "width": 8},
+            "loss": {"name": "batch_hard"},
+            "train": {"epochs": 2},
+        },
+        "bh_unseen": {
+            "task": "metric",
+            "dataset": "digits",
+            "holdout_classes": [8, 9],
+            "model": {"name": "convnet", "embedding_dim": 16, "width": 8},
+            "loss": {"name": "supcon"},
+            "sampler": {"classes_per_batch": 8},
+            "train": {"epochs": 1},
+        },
     },
 }
 
 
 def run(cmd, cwd, env):
     res = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
-    assert res.returncode == 0, f"{' '.join(cmd)} failed:\n{res.stdout[-3000:]}\n{res.stderr[-3000:]}"
+    assert res.returncode == 0, (
+        f"{' '.join(cmd)} failed:\n{res.stdout[-3000:]}\n{res.stderr[-3000:]}"
+    )
     return res.stdout + res.stderr
 
 
@@ -48,9 +67,15 @@ def repo(tmp_path_factory):
             shutil.copy(src, repo / item)
     (repo / "params.yaml").write_text(yaml.safe_dump(PARAMS, sort_keys=False))
     bindir = str(Path(sys.executable).parent)
-    env = {**os.environ, "PATH": bindir + os.pathsep + os.environ["PATH"],
-           "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
-           "GIT_COMMITTER_EMAIL": "t@t", "PYTHONPATH": str(repo / "src")}
+    env = {
+        **os.environ,
+        "PATH": bindir + os.pathsep + os.environ["PATH"],
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@t",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@t",
+        "PYTHONPATH": str(repo / "src"),
+    }
     env.pop("MLFLOW_TRACKING_URI", None)
     run(["git", "init", "-q"], repo, env)
     run(["git", "add", "-A"], repo, env)
@@ -71,8 +96,16 @@ def test_repro_writes_every_contract_output(repo):
         z = np.load(repo / f"data/embeddings/{exp}.npz")
         assert z["embeddings"].dtype == np.float32 and len(z["labels"]) == 1797
         m = json.loads((repo / f"reports/eval/{exp}/metrics.json").read_text())
-        assert {"map", "map_at_r", "r_precision", "precision_at_1", "aupr", "roc_auc",
-                "knn_accuracy", "ncm_accuracy"} <= set(m)
+        assert {
+            "map",
+            "map_at_r",
+            "r_precision",
+            "precision_at_1",
+            "aupr",
+            "roc_auc",
+            "knn_accuracy",
+            "ncm_accuracy",
+        } <= set(m)
         assert 0 < m["map"] <= 1 and m["map"] == m["aupr"]
         for fig in ("pr", "roc", "distances", "embedding_map", "retrieval_grid"):
             assert (repo / f"reports/eval/{exp}/figures/{fig}.png").stat().st_size > 5000

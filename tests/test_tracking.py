@@ -38,8 +38,12 @@ def test_log_reopen_and_read_back(store):
 
     client = mlflow.MlflowClient(tracking.tracking_uri())
     run = client.get_run(run_id)
-    assert run.data.params == {"task": "metric", "train.lr": "0.01", "train.epochs": "3",
-                               "holdout_classes": "[7, 8]"}
+    assert run.data.params == {
+        "task": "metric",
+        "train.lr": "0.01",
+        "train.epochs": "3",
+        "holdout_classes": "[7, 8]",
+    }
     assert run.data.metrics["map"] == 0.9
     assert [m.value for m in client.get_metric_history(run_id, "loss")] == [0.5, 0.25]
     tags = run.data.tags

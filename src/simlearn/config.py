@@ -31,7 +31,7 @@ SAMPLERS = ("pk", "pairs", "triplets")
 
 
 class ConfigError(ValueError):
-    """A params section is malformed; the message says which key, what was given, what is allowed."""
+    """A params section is malformed; the message names the key, the value and what is allowed."""
 
 
 # ----------------------------------------------------------------------------- sections
@@ -39,7 +39,9 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class ModelConfig:
-    name: str = "convnet"  # raw | mahalanobis | lda (shallow, fitted) or convnet | resnet18 (trained)
+    name: str = (
+        "convnet"  # raw | mahalanobis | lda (shallow, fitted) or convnet | resnet18 (trained)
+    )
     embedding_dim: int = 32  # size of the embedding; shallow "raw" ignores it
     normalize: bool = True  # L2-normalise embeddings (put them on the unit sphere)
     width: int = 32  # channels of the first convnet stage; doubled at each downsampling
@@ -169,7 +171,9 @@ def load_params(path: str | Path = "params.yaml") -> dict[str, Any]:
     with open(path) as f:
         params = yaml.safe_load(f) or {}
     if not isinstance(params, dict):
-        raise ConfigError(f"{path}: expected a mapping at the top level, got {type(params).__name__}")
+        raise ConfigError(
+            f"{path}: expected a mapping at the top level, got {type(params).__name__}"
+        )
     return params
 
 
@@ -318,9 +322,12 @@ def _greater(key: str, value: float, low: float) -> None:
 class ValidationConfig:
     min_rows_per_split: int = 1  # every expected split must hold at least this many rows
     min_valid_fraction: float = 0.3  # stereo: floor on the fraction of pixels with ground truth
+    splits: tuple[str, ...] = ()  # splits that must be present; default: those meta.json lists
 
     def __post_init__(self) -> None:
         _at_least("min_rows_per_split", self.min_rows_per_split, 1)
+        for s in self.splits:
+            _one_of("splits[]", s, ("train", "val", "test"))
         if not 0.0 <= self.min_valid_fraction <= 1.0:
             raise ConfigError(f"min_valid_fraction={self.min_valid_fraction!r}: must be in [0, 1]")
 
@@ -334,8 +341,9 @@ def dataset_config(params: Mapping[str, Any], name: str) -> tuple[Any, Validatio
     from simlearn.data.sources import DatasetConfig
 
     data = dict(section(params, "datasets", name))
-    validation = from_dict(ValidationConfig, data.pop("validation", None),
-                           f"datasets.{name}.validation")
+    validation = from_dict(
+        ValidationConfig, data.pop("validation", None), f"datasets.{name}.validation"
+    )
     data.setdefault("source", name)
     try:
         cfg = from_dict(DatasetConfig, data, f"datasets.{name}")

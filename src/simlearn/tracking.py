@@ -107,7 +107,7 @@ def start_run(
     root: str | Path | None = None,
     extra_tags: Mapping[str, str] | None = None,
 ) -> str:
-    """Create a run in MLflow experiment ``experiment``, log flattened params and tags; return its id."""
+    """Create a run in MLflow experiment ``experiment`` with flattened params and tags; its id."""
     root = repo_root(root)
     tags = {
         **git_state(root),

@@ -18,8 +18,14 @@ ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE), str(HERE.parents[
 
 
 def run_toy(tmp, name, epochs, *extra, wait=True):
-    cmd = [sys.executable, str(TOY), str(tmp / f"ckpt_{name}"), str(tmp / f"{name}.json"),
-           str(epochs), *extra]
+    cmd = [
+        sys.executable,
+        str(TOY),
+        str(tmp / f"ckpt_{name}"),
+        str(tmp / f"{name}.json"),
+        str(epochs),
+        *extra,
+    ]
     if wait:
         subprocess.run(cmd, env=ENV, check=True, timeout=300)
         return json.loads((tmp / f"{name}.json").read_text())
@@ -35,8 +41,13 @@ def test_seeded_cpu_runs_are_reproducible(tmp_path):
         torch.manual_seed(0)  # the task seeds its own initial weights (MetricTask does)
         task = ToyTask()
         torch.rand(10 + i)  # global RNG state at fit time must not matter: fit reseeds
-        res = fit(task, TrainConfig(epochs=3, lr=0.05, device="cpu"), seed=0,
-                  checkpoint_dir=tmp_path / f"c{i}", progress=False)
+        res = fit(
+            task,
+            TrainConfig(epochs=3, lr=0.05, device="cpu"),
+            seed=0,
+            checkpoint_dir=tmp_path / f"c{i}",
+            progress=False,
+        )
         results.append((res.history, [p.detach().clone() for p in task.model.parameters()]))
     (h0, p0), (h1, p1) = results
     assert [r["loss"] for r in h0] == [r["loss"] for r in h1]
@@ -64,10 +75,14 @@ def test_sigkill_then_resume_equals_uninterrupted_run(tmp_path):
     resumed = run_toy(tmp_path, "killed", 6)
     assert 2 <= resumed["resumed_from_epoch"] < 6
     assert resumed["params"] == reference["params"]
-    strip = [{k: v for k, v in r.items() if k not in ("seconds", "samples_per_s")}
-             for r in reference["history"]]
-    assert [{k: v for k, v in r.items() if k not in ("seconds", "samples_per_s")}
-            for r in resumed["history"]] == strip
+    strip = [
+        {k: v for k, v in r.items() if k not in ("seconds", "samples_per_s")}
+        for r in reference["history"]
+    ]
+    assert [
+        {k: v for k, v in r.items() if k not in ("seconds", "samples_per_s")}
+        for r in resumed["history"]
+    ] == strip
 
 
 def test_non_finite_loss_names_epoch_and_step_and_keeps_checkpoint(tmp_path):
@@ -76,8 +91,13 @@ def test_non_finite_loss_names_epoch_and_step_and_keeps_checkpoint(tmp_path):
 
     task = ToyTask(nan_at_epoch=3)
     with pytest.raises(NonFiniteLossError, match=r"at epoch 3, step 1"):
-        fit(task, TrainConfig(epochs=5, lr=0.05, device="cpu"), seed=0,
-            checkpoint_dir=tmp_path, progress=False)
+        fit(
+            task,
+            TrainConfig(epochs=5, lr=0.05, device="cpu"),
+            seed=0,
+            checkpoint_dir=tmp_path,
+            progress=False,
+        )
     state = load_checkpoint(tmp_path / CHECKPOINT)
     assert state["epoch"] == 1  # the last good epoch (0-based): epochs 1 and 2 completed
     assert all(torch.isfinite(v).all() for v in state["model"].values())
@@ -103,8 +123,17 @@ def test_device_choice():
 
 @pytest.mark.slow
 def test_torchrun_two_gloo_processes(tmp_path):
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-           str(TOY), str(tmp_path / "ckpt"), str(tmp_path / "ddp.json"), "3"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        str(TOY),
+        str(tmp_path / "ckpt"),
+        str(tmp_path / "ddp.json"),
+        "3",
+    ]
     subprocess.run(cmd, env={**ENV, "OMP_NUM_THREADS": "1"}, check=True, timeout=300)
     r0 = json.loads((tmp_path / "ddp.json.rank0").read_text())
     r1 = json.loads((tmp_path / "ddp.json.rank1").read_text())

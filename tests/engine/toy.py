@@ -63,8 +63,12 @@ def main() -> None:
     res = fit(task, cfg, seed=0, checkpoint_dir=a.ckpt, fingerprint="toy", progress=False)
     params = torch.cat([q.detach().flatten() for q in task.model.parameters()]).tolist()
     rank = int(os.environ.get("RANK", "0"))
-    blob = {"history": res.history, "params": params, "world_size": res.world_size,
-            "resumed_from_epoch": res.resumed_from_epoch}
+    blob = {
+        "history": res.history,
+        "params": params,
+        "world_size": res.world_size,
+        "resumed_from_epoch": res.resumed_from_epoch,
+    }
     with open(f"{a.out}.rank{rank}", "w") as f:
         json.dump(blob, f)
     if rank == 0:

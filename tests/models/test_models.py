@@ -67,8 +67,16 @@ def test_raw_is_identity_and_lda_has_c_minus_1_dims():
 
 @pytest.mark.parametrize("name", ["convnet", "lda"])
 def test_save_load_roundtrip_weights_only(tmp_path, name):
-    spec = {"name": name, "embedding_dim": 8, "width": 4, "normalize": True, "in_channels": 1,
-            "input_mean": [0.5], "input_std": [0.25], "shrinkage": 0.0}
+    spec = {
+        "name": name,
+        "embedding_dim": 8,
+        "width": 4,
+        "normalize": True,
+        "in_channels": 1,
+        "input_mean": [0.5],
+        "input_std": [0.25],
+        "shrinkage": 0.0,
+    }
     if name == "convnet":
         model = build_model(spec).eval()
     else:

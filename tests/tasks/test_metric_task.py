@@ -16,8 +16,10 @@ def digits(tmp_path_factory):
 
 
 def cfg_for(**exp):
-    params = {"datasets": {"digits": {}},
-              "experiments": {"e": {"task": "metric", "dataset": "digits", **exp}}}
+    params = {
+        "datasets": {"digits": {}},
+        "experiments": {"e": {"task": "metric", "dataset": "digits", **exp}},
+    }
     return experiment_config(params, "e")
 
 
@@ -25,7 +27,9 @@ CASES = {
     "contrastive_pairs": dict(loss={"name": "contrastive"}, sampler={"name": "pairs"}),
     "contrastive_pk": dict(loss={"name": "contrastive"}, sampler={"name": "pk"}),
     "triplet_random": dict(loss={"name": "triplet"}, sampler={"name": "triplets"}),
-    "triplet_semihard": dict(loss={"name": "triplet"}, sampler={"name": "pk", "mining": "semihard"}),
+    "triplet_semihard": dict(
+        loss={"name": "triplet"}, sampler={"name": "pk", "mining": "semihard"}
+    ),
     "triplet_soft_dot": dict(loss={"name": "triplet", "soft": True, "distance": "dot"}),
     "batch_hard": dict(loss={"name": "batch_hard"}),
     "npairs": dict(loss={"name": "npairs"}),
@@ -69,13 +73,19 @@ def test_holdout_classes_never_reach_training(digits):
 @pytest.mark.parametrize(
     "exp, message",
     [
-        (dict(loss={"name": "batch_hard"}, sampler={"name": "pairs"}),
-         "sampler.name='pairs' cannot feed loss.name='batch_hard'; allowed samplers for it: pk"),
-        (dict(loss={"name": "npairs"}, sampler={"samples_per_class": 3}),
-         "samples_per_class=3: the npairs loss needs an even number"),
+        (
+            dict(loss={"name": "batch_hard"}, sampler={"name": "pairs"}),
+            "sampler.name='pairs' cannot feed loss.name='batch_hard'; allowed samplers for it: pk",
+        ),
+        (
+            dict(loss={"name": "npairs"}, sampler={"samples_per_class": 3}),
+            "samples_per_class=3: the npairs loss needs an even number",
+        ),
         (dict(holdout_classes=[12]), "holdout_classes=[12]: [12] out of range"),
-        (dict(holdout_classes=[7, 8, 9]),
-         "classes_per_batch=10: must be between 2 and the number of training classes (7)"),
+        (
+            dict(holdout_classes=[7, 8, 9]),
+            "classes_per_batch=10: must be between 2 and the number of training classes (7)",
+        ),
     ],
 )
 def test_incompatible_settings_fail_with_a_clear_message(digits, exp, message):

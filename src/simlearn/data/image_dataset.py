@@ -27,8 +27,9 @@ class ImageDataset:
     def shape(self) -> tuple[int, int, int]:
         return tuple(self.images.shape[1:])  # type: ignore[return-value]
 
-    def indices(self, split: str, classes: np.ndarray | None = None,
-                exclude: np.ndarray | None = None) -> np.ndarray:
+    def indices(
+        self, split: str, classes: np.ndarray | None = None, exclude: np.ndarray | None = None
+    ) -> np.ndarray:
         """Rows of ``split``, optionally restricted to ``classes`` or excluding ``exclude``."""
         mask = self.splits == split
         if classes is not None:

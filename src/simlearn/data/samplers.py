@@ -91,8 +91,9 @@ class PairSampler(_ByClass):
             pc = rng.choice(self._pos_classes, size=n_pos)
             pos = np.array([rng.choice(self.members[c], size=2, replace=False) for c in pc])
             nc = np.array([rng.choice(self.classes, size=2, replace=False) for _ in range(n_neg)])
-            neg = np.array([[rng.choice(self.members[a]), rng.choice(self.members[b])]
-                            for a, b in nc])
+            neg = np.array(
+                [[rng.choice(self.members[a]), rng.choice(self.members[b])] for a, b in nc]
+            )
             i = np.concatenate([pos[:, 0], neg[:, 0]])
             j = np.concatenate([pos[:, 1], neg[:, 1]])
             same = np.concatenate([np.ones(n_pos, bool), np.zeros(n_neg, bool)])
@@ -111,9 +112,7 @@ class TripletSampler(_ByClass):
             raise ValueError("triplet sampling needs at least 2 classes in the training split")
         self.batch_size, self.seed = batch_size, seed
         self.steps_per_epoch = steps_per_epoch or max(1, len(self.labels) // batch_size)
-        self._anchors = np.concatenate(
-            [m for m in self.members.values() if len(m) >= 2]
-        )
+        self._anchors = np.concatenate([m for m in self.members.values() if len(m) >= 2])
 
     def epoch(
         self, epoch: int, rank: int = 0, world_size: int = 1

@@ -13,8 +13,18 @@ from simlearn.models.embedder import Embedder, embed_images, to_input
 from simlearn.models.resnet import ResNet18Embedding
 from simlearn.models.shallow import LinearEmbedding, fit_shallow
 
-__all__ = ["ConvNet", "ResNet18Embedding", "LinearEmbedding", "Embedder", "embed_images",
-           "to_input", "fit_shallow", "build_model", "save_model", "load_model"]
+__all__ = [
+    "ConvNet",
+    "ResNet18Embedding",
+    "LinearEmbedding",
+    "Embedder",
+    "embed_images",
+    "to_input",
+    "fit_shallow",
+    "build_model",
+    "save_model",
+    "load_model",
+]
 
 
 def build_encoder(spec: dict[str, Any]) -> nn.Module:
@@ -40,14 +50,19 @@ def save_model(path: str | Path, model: nn.Module, spec: dict[str, Any]) -> None
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     encoder = getattr(model, "encoder", model)
     if isinstance(encoder, LinearEmbedding):
-        spec = {**spec, "weight_shape": list(encoder.weight.shape),
-                "mean_shape": list(encoder.mean.shape)}
+        spec = {
+            **spec,
+            "weight_shape": list(encoder.weight.shape),
+            "mean_shape": list(encoder.mean.shape),
+        }
     tmp = Path(path).with_suffix(".tmp")
     torch.save({"spec": spec, "state_dict": state}, tmp)
     tmp.replace(path)
 
 
-def load_model(path: str | Path, map_location: str | torch.device = "cpu") -> tuple[nn.Module, dict]:
+def load_model(
+    path: str | Path, map_location: str | torch.device = "cpu"
+) -> tuple[nn.Module, dict]:
     blob = torch.load(path, map_location=map_location, weights_only=True)
     model = build_model(blob["spec"])
     model.load_state_dict(blob["state_dict"])

@@ -13,9 +13,7 @@ class Embedder(nn.Module):
     """Takes float images in [0, 1], (B, C, H, W); standardises each channel with the training
     split's mean and std (stored as buffers, so the saved model needs no other state); encodes."""
 
-    def __init__(
-        self, encoder: nn.Module, mean: Sequence[float], std: Sequence[float]
-    ) -> None:
+    def __init__(self, encoder: nn.Module, mean: Sequence[float], std: Sequence[float]) -> None:
         super().__init__()
         self.encoder = encoder
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))

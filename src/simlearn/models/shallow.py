@@ -31,7 +31,9 @@ class LinearEmbedding(nn.Module):
         return x @ self.weight.T
 
 
-def fit_shallow(name: str, x: np.ndarray, y: np.ndarray, shrinkage: float = 1e-3) -> LinearEmbedding:
+def fit_shallow(
+    name: str, x: np.ndarray, y: np.ndarray, shrinkage: float = 1e-3
+) -> LinearEmbedding:
     """Fit a shallow embedding on flattened training images ``x`` (N, D_in) with labels ``y``."""
     x = np.asarray(x, dtype=np.float64).reshape(len(x), -1)
     d = x.shape[1]
@@ -52,5 +54,7 @@ def fit_shallow(name: str, x: np.ndarray, y: np.ndarray, shrinkage: float = 1e-3
         w = lda.scalings_[:, :n_comp].T  # (C-1, D_in)
         mu = x.mean(axis=0)  # distances ignore the offset; centring keeps values small
     else:
-        raise ValueError(f"model.name={name!r}: not a shallow model; allowed: raw, mahalanobis, lda")
+        raise ValueError(
+            f"model.name={name!r}: not a shallow model; allowed: raw, mahalanobis, lda"
+        )
     return LinearEmbedding(torch.from_numpy(np.ascontiguousarray(w)), torch.from_numpy(mu))

@@ -76,7 +76,9 @@ class MetricTask:
 
     def __init__(self, cfg: ExperimentConfig, ds: ImageDataset) -> None:
         if cfg.model.shallow:
-            raise ValueError(f"model.name={cfg.model.name!r} is fitted, not trained: use fit_baseline")
+            raise ValueError(
+                f"model.name={cfg.model.name!r} is fitted, not trained: use fit_baseline"
+            )
         allowed = _COMPATIBLE[cfg.loss.name]
         if cfg.sampler.name not in allowed:
             raise ValueError(
