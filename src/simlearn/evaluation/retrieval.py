@@ -1,0 +1,807 @@
+"""Exact retrieval metrics over the full ranking, in bounded memory and fast.
+
+Every query ``q`` ranks the whole gallery by distance. With ``r_i = 1`` when the item at rank
+``i`` (1-based) shares the query's label, ``R`` the number of such items in the gallery and
+``p_1 < p_2 < ... < p_R`` the ranks of the relevant items:
+
+- ``P@K = (1 / K) * sum_{i <= K} r_i`` (a gallery shorter than ``K`` counts the missing places
+  as misses, as pytorch-metric-learning does);
+- R-precision ``= P@R`` (Musgrave, Belongie, Lim, "A Metric Learning Reality Check", ECCV 2020,
+  https://arxiv.org/abs/2003.08505);
+- ``MAP@R = (1 / R) * sum_{i <= R} r_i * P@i`` (same paper);
+- reciprocal rank ``= 1 / p_1`` (its mean over queries is the MRR);
+- AP, the area under the query's step precision-recall curve over the full ranking, exactly
+  scikit-learn's ``average_precision_score(relevant, -distance)``:
+  ``AP = sum_t (recall_t - recall_{t-1}) * precision_t`` over the distinct distances ``t`` taken
+  as thresholds (no interpolation). Without ties ``AP = (1 / R) * sum_j j / p_j``. mAP (also
+  reported as ``aupr``) is its mean over queries;
+- the 11-point interpolated precision-recall curve of PASCAL VOC 2007 (Everingham et al., "The
+  PASCAL Visual Object Classes (VOC) Challenge", IJCV 2010): at recall levels
+  ``t in {0, 0.1, ..., 1}``, ``p_interp(t) = max {precision_s : recall_s >= t}`` over the same
+  threshold points as AP, averaged over queries. ``recall >= t`` is decided in exact integer
+  arithmetic (``10 * tp >= level * R``), so a recall of exactly 0.3 reaches the level 0.3.
+
+Ties, never resolved in the query's favour:
+
+- cut-off metrics (P@K, R-precision, MAP@R, reciprocal rank) rank by ``(distance, relevant)``:
+  among equal distances the non-matches come first. The ranking is deterministic and a tie
+  never helps the query.
+- AP and the 11-point curve use scikit-learn's threshold rule: a group of equal distances is one
+  threshold, so every relevant item of the group gets the precision reached at the group's end,
+  after all of the group's non-matches. Because the non-matches of a group rank before its
+  matches, that end is the group's last relevant item, and both metrics come from the ranks of
+  the relevant items alone.
+
+When the gallery is the query set, a query is never its own match: it is removed by index, not
+by distance (a duplicate of the query still counts). A query with no relevant item in the
+gallery has no defined metric: its per-query values are NaN, it is left out of every mean and it
+is counted in ``n_queries_without_relevant``.
+
+This AP is scikit-learn's, not the rank-by-rank sum ``(1 / R) * sum_j j / p_j`` that
+pytorch-metric-learning's ``mean_average_precision`` computes: the two differ exactly when a
+relevant item ties with another item.
+
+Distances are computed in chunks of queries, each one matrix product of augmented embeddings:
+the squared Euclidean distance ``||q||^2 + ||g||^2 - 2 q.g`` (clamped at 0; ranking by it equals
+ranking by the distance and keeps ties exact) or the cosine distance ``1 - q.g / (||q|| ||g||)``.
+In the default float32 arithmetic, distances between close points carry the cancellation error
+of this formula (about 1e-7 of the squared norms), as in faiss or ``torch.cdist``: items closer
+than that may swap, and BLAS may round the last bit differently for another ``chunk_size``.
+It is exact for integer-valued embeddings whose squared norms and distances stay below 2**24.
+``precision="float64"`` shrinks the error to about 1e-16 at roughly twice the cost.
+
+How it is fast: a non-negative float's bit pattern read as an unsigned integer orders like the
+float, so each (query, item) becomes one integer key ``(bits << 1) | relevant`` (32 bits for
+float32: non-match = 0 sorts first within a tie). A row of keys is sorted by value alone
+(``np.sort``, AVX-512 sorting networks, in threads; ``torch.sort`` on a GPU), and the ranks of
+the relevant items are the positions of the odd keys. Every metric then needs only O(R) work
+per query.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Final, Literal, NamedTuple
+
+import numpy as np
+import torch
+from threadpoolctl import threadpool_limits
+
+__all__ = [
+    "RECALL_LEVELS",
+    "QueryPRCurve",
+    "RetrievalResult",
+    "nearest_neighbors",
+    "query_pr_curve",
+    "retrieval_metrics",
+]
+
+Distance = Literal["euclidean", "cosine"]
+Precision = Literal["float32", "float64"]
+Backend = Literal["auto", "numpy", "torch"]
+
+DISTANCES: Final[tuple[str, ...]] = ("euclidean", "cosine")
+PRECISIONS: Final[tuple[str, ...]] = ("float32", "float64")
+BACKENDS: Final[tuple[str, ...]] = ("auto", "numpy", "torch")
+
+#: recall levels of the 11-point interpolated curve (PASCAL VOC 2007)
+RECALL_LEVELS: Final[np.ndarray] = np.arange(11, dtype=np.float64) / 10.0
+
+# Working memory for one chunk of queries; 512 MiB keeps N = 100,000 far under 4 GB.
+DEFAULT_MEMORY_BUDGET: Final[int] = 512 * 2**20
+# Bytes per relevant item of a chunk: rows/cols/keys from nonzero plus about ten float64/int64
+# temporaries of the per-item arithmetic.
+_BYTES_PER_RELEVANT: Final[int] = 112
+# Keys handled by one task of the numpy path: small enough to stay in cache through its passes.
+_TASK_BYTES: Final[int] = 2 * 2**20
+# Fewest queries in one matrix product of the numpy path: fewer would re-read the gallery from
+# memory for too little work.
+_MIN_TASK_ROWS: Final[int] = 32
+# Squared norms above this could overflow float32 in ||q||^2 + ||g||^2 - 2 q.g.
+_MAX_SQ_NORM: Final[float] = 1e37
+
+
+# --------------------------------------------------------------------------------------------
+# Results
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RetrievalResult:
+    """Per-query retrieval metrics, in the order of the queries given.
+
+    Every per-query array is NaN where the query has no relevant item (``n_relevant == 0``).
+    """
+
+    average_precision: np.ndarray  # (Q,) float64, sklearn's AP over the full ranking
+    map_at_r: np.ndarray  # (Q,) float64
+    r_precision: np.ndarray  # (Q,) float64
+    reciprocal_rank: np.ndarray  # (Q,) float64, 1 / rank of the first relevant item
+    precision_at_k: dict[int, np.ndarray]  # k -> (Q,) float64
+    n_relevant: np.ndarray  # (Q,) int64, R: relevant items in the gallery (self excluded)
+    interpolated_precision: np.ndarray  # (Q, 11) float64, VOC 2007 at RECALL_LEVELS
+    distance: str = "euclidean"
+    recall_levels: np.ndarray = field(default_factory=lambda: RECALL_LEVELS.copy())  # (11,)
+
+    @property
+    def valid(self) -> np.ndarray:
+        """(Q,) bool: queries with at least one relevant item, the ones every mean uses."""
+        return self.n_relevant > 0
+
+    @property
+    def n_queries(self) -> int:
+        return int(self.n_relevant.shape[0])
+
+    @property
+    def n_queries_without_relevant(self) -> int:
+        return int(np.count_nonzero(self.n_relevant == 0))
+
+    @property
+    def pr_curve(self) -> np.ndarray:
+        """(11,) mean 11-point interpolated precision at :attr:`recall_levels` (NaN: no query)."""
+        v = self.valid
+        if not v.any():
+            return np.full(self.recall_levels.shape, np.nan)
+        return self.interpolated_precision[v].mean(axis=0)
+
+    def _mean(self, values: np.ndarray) -> float:
+        v = self.valid
+        return float(values[v].mean()) if v.any() else math.nan
+
+    def summary(self) -> dict[str, float]:
+        """Flat means over the queries that have a relevant item.
+
+        Keys: ``map``, ``aupr`` (the same value), ``map_at_r``, ``r_precision``,
+        ``precision_at_<k>`` per k, ``mrr``, ``n_queries`` (all queries given),
+        ``n_queries_without_relevant`` (left out of the means). Means are NaN when no query has
+        a relevant item.
+        """
+        m = self._mean(self.average_precision)
+        out: dict[str, float] = {
+            "map": m,
+            "aupr": m,
+            "map_at_r": self._mean(self.map_at_r),
+            "r_precision": self._mean(self.r_precision),
+        }
+        for k in sorted(self.precision_at_k):
+            out[f"precision_at_{k}"] = self._mean(self.precision_at_k[k])
+        out["mrr"] = self._mean(self.reciprocal_rank)
+        out["n_queries"] = float(self.n_queries)
+        out["n_queries_without_relevant"] = float(self.n_queries_without_relevant)
+        return out
+
+
+class QueryPRCurve(NamedTuple):
+    """One query's precision-recall points, one per distinct distance (sklearn's thresholds).
+
+    Ordered by increasing distance, so ``recall`` is non-decreasing and ends at 1. The area
+    under the step curve, ``sum_t (recall_t - recall_{t-1}) * precision_t``, is ``ap``. Matches
+    :class:`simlearn.plots.PRExample` field for field.
+    """
+
+    recall: np.ndarray  # (T,) float64
+    precision: np.ndarray  # (T,) float64
+    ap: float
+
+
+# --------------------------------------------------------------------------------------------
+# Argument checks and preparation
+# --------------------------------------------------------------------------------------------
+
+
+def _one_of(name: str, value: object, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        choices = ", ".join(repr(a) for a in allowed)
+        raise ValueError(f"{name}={value!r} is not supported; allowed: {choices}")
+
+
+def _as_embeddings(name: str, x: object, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """(N, D) real, finite embeddings as a contiguous ``dtype`` tensor on ``device``."""
+    if isinstance(x, torch.Tensor):
+        t = x.detach()
+    else:
+        try:
+            t = torch.as_tensor(np.asarray(x))
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"{name} must be a numeric (N, D) array: {e}") from e
+    if t.ndim != 2:
+        raise ValueError(f"{name} must be 2-D (N, D), got shape {tuple(t.shape)}")
+    if t.shape[0] == 0 or t.shape[1] == 0:
+        raise ValueError(f"{name} must have at least one row and one column, got {tuple(t.shape)}")
+    if t.is_complex():
+        raise ValueError(f"{name} must hold real numbers, got dtype {t.dtype}")
+    t = t.to(device=device, dtype=dtype).contiguous()
+    if not bool(torch.isfinite(t).all()):
+        raise ValueError(f"{name} contains NaN or infinite values")
+    return t
+
+
+def _as_labels(name: str, y: object, n: int) -> np.ndarray:
+    a = y.detach().cpu().numpy() if isinstance(y, torch.Tensor) else np.asarray(y)
+    if a.ndim != 1:
+        raise ValueError(f"{name} must be 1-D (N,), got shape {a.shape}")
+    if a.shape[0] != n:
+        raise ValueError(f"{name} has {a.shape[0]} labels for {n} embeddings")
+    return a
+
+
+def _resolve_device(device: str | torch.device | None) -> torch.device:
+    return torch.device("cpu") if device is None else torch.device(device)
+
+
+def _check_ks(ks: Sequence[int]) -> tuple[int, ...]:
+    ks_t = tuple(ks)
+    if not ks_t:
+        raise ValueError("ks must hold at least one cut-off, got ()")
+    for k in ks_t:
+        if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
+            raise ValueError(f"ks must hold integers >= 1, got {k!r} in ks={ks_t!r}")
+    return tuple(sorted({int(k) for k in ks_t}))
+
+
+class _Prepared(NamedTuple):
+    query: torch.Tensor  # (Q, D + 2) augmented queries, sorted by label code
+    gallery: torch.Tensor  # (N, D + 2) augmented gallery, sorted by label code
+    query_codes: np.ndarray  # (Q,) int64 label codes, sorted
+    query_order: np.ndarray  # (Q,) sorted position -> original query index
+    code_start: np.ndarray  # (C,) first gallery column of each label code
+    code_end: np.ndarray  # (C,) one past the last
+    self_source: bool  # gallery is the query set: sorted query i is sorted column i
+
+
+def _augment(q: torch.Tensor, g: torch.Tensor, distance: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Augmented (Q, D + 2) and (N, D + 2) matrices whose product is the ranking distance, so one
+    matrix product yields it with no further pass over the (Q, N) block:
+
+    - euclidean: ``[q, ||q||^2, 1] . [-2g, 1, ||g||^2] = ||q - g||^2``;
+    - cosine: ``[q/||q||, 1, 0] . [-g/||g||, 1, 0] = 1 - cos(q, g)``.
+
+    For integer-valued embeddings whose squared distances stay below 2**24 (float32) every
+    partial sum is an exact integer, so the distances and their ties are exact.
+    """
+    for name, t in (("query_emb", q), ("gallery_emb", g)):
+        if distance == "cosine" and bool((t.norm(dim=1) == 0).any()):
+            raise ValueError(f"{name} has a zero vector: its cosine distance is undefined")
+    if distance == "cosine":
+        qn, gn = torch.nn.functional.normalize(q, dim=1), torch.nn.functional.normalize(g, dim=1)
+        q_a, g_a = torch.ones_like(qn[:, :1]), torch.ones_like(gn[:, :1])
+        return torch.cat([qn, q_a, 0 * q_a], 1), torch.cat([-gn, g_a, 0 * g_a], 1)
+    q_sq = (q * q).sum(dim=1, keepdim=True)  # (Q, 1)
+    g_sq = (g * g).sum(dim=1, keepdim=True)  # (N, 1)
+    biggest = max(float(q_sq.max()), float(g_sq.max()))
+    if not biggest < _MAX_SQ_NORM:
+        raise ValueError(
+            f"embeddings are too large for {q.dtype} distances (squared norm {biggest:.3g}); "
+            "rescale them"
+        )
+    return (
+        torch.cat([q, q_sq, torch.ones_like(q_sq)], 1),
+        torch.cat([-2.0 * g, torch.ones_like(g_sq), g_sq], 1),
+    )
+
+
+def _prepare(
+    query_emb: object,
+    query_labels: object,
+    gallery_emb: object | None,
+    gallery_labels: object | None,
+    distance: str,
+    dtype: torch.dtype,
+    device: torch.device,
+) -> _Prepared:
+    """Check the inputs, sort queries and gallery by label so that each query's relevant items
+    are one contiguous block of gallery columns, and build the augmented matrices."""
+    _one_of("distance", distance, DISTANCES)
+    if (gallery_emb is None) != (gallery_labels is None):
+        raise ValueError(
+            "gallery_emb and gallery_labels go together: give both, or neither to use the query "
+            "set as the gallery"
+        )
+    q = _as_embeddings("query_emb", query_emb, dtype, device)
+    ql = _as_labels("query_labels", query_labels, q.shape[0])
+    self_source = gallery_emb is None
+    if self_source:
+        if q.shape[0] < 2:
+            raise ValueError(
+                f"query_emb needs at least 2 rows when it is also the gallery, got {q.shape[0]}"
+            )
+        g, gl = q, ql
+    else:
+        g = _as_embeddings("gallery_emb", gallery_emb, dtype, device)
+        gl = _as_labels("gallery_labels", gallery_labels, g.shape[0])
+        if g.shape[1] != q.shape[1]:
+            raise ValueError(
+                f"query_emb has dimension {q.shape[1]} but gallery_emb has {g.shape[1]}"
+            )
+    try:
+        uniq, inv = np.unique(np.concatenate([ql, gl]), return_inverse=True)
+    except TypeError as e:
+        raise ValueError(f"query_labels and gallery_labels must be comparable: {e}") from e
+    inv = inv.reshape(-1).astype(np.int64)
+    q_codes, g_codes = inv[: len(ql)], inv[len(ql) :]
+    q_order = np.argsort(q_codes, kind="stable")
+    g_order = q_order if self_source else np.argsort(g_codes, kind="stable")
+    g_sorted_codes = g_codes[g_order]
+    n_codes = len(uniq)
+    code_start = np.searchsorted(g_sorted_codes, np.arange(n_codes), side="left")
+    code_end = np.searchsorted(g_sorted_codes, np.arange(n_codes), side="right")
+
+    qs = q.index_select(0, torch.from_numpy(q_order).to(device))
+    gs = qs if self_source else g.index_select(0, torch.from_numpy(g_order).to(device))
+    q_aug, g_aug = _augment(qs, gs, distance)
+    return _Prepared(q_aug, g_aug, q_codes[q_order], q_order, code_start, code_end, self_source)
+
+
+def _distance_block(
+    q_aug: torch.Tensor, g_aug: torch.Tensor, out: torch.Tensor | None = None
+) -> torch.Tensor:
+    """(Qc, N) ranking distances (squared Euclidean or cosine) clamped at 0, into ``out``."""
+    return torch.mm(q_aug, g_aug.T, out=out).clamp_min_(0.0)
+
+
+# --------------------------------------------------------------------------------------------
+# Ranking: packed keys -> sorted rows -> ranks of the relevant items -> metrics
+# --------------------------------------------------------------------------------------------
+
+
+def _label_blocks(codes: np.ndarray, start: np.ndarray, end: np.ndarray) -> list[tuple[int, ...]]:
+    """(r0, r1, c0, c1): rows r0:r1 of the chunk share a label whose gallery columns are c0:c1."""
+    cuts = np.flatnonzero(np.diff(codes)) + 1
+    bounds = np.concatenate([[0], cuts, [len(codes)]])
+    out = []
+    for r0, r1 in zip(bounds[:-1], bounds[1:], strict=True):
+        c = codes[r0]
+        if end[c] > start[c]:
+            out.append((int(r0), int(r1), int(start[c]), int(end[c])))
+    return out
+
+
+def _level_starts(n_rel: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
+    """(Qc, 11) m_i = max(1, ceil(i * R / 10)): the first relevant index (1-based) whose recall
+    j / R reaches level i / 10, in integers so that no level is missed by rounding."""
+    if isinstance(n_rel, torch.Tensor):
+        levels = torch.arange(11, device=n_rel.device)
+        return torch.clamp_min(torch.div(levels * n_rel[:, None] + 9, 10, rounding_mode="floor"), 1)
+    return np.maximum((np.arange(11)[None, :] * n_rel[:, None] + 9) // 10, 1)
+
+
+def _metrics_numpy(
+    flat: np.ndarray,
+    rows: np.ndarray,
+    keys: np.ndarray,
+    n_rel: np.ndarray,
+    n_eff: int,
+    ks: tuple[int, ...],
+) -> dict[str, np.ndarray]:
+    """All metrics of a block of rows from its relevant items, in O(M) numpy passes.
+
+    Args:
+        flat: (M,) int64 ``row * n_eff + rank0`` of each relevant item, increasing (row-major).
+        rows: (M,) int64 the item's row.
+        keys: (M,) the items' packed keys; equal keys <=> equal distances (all are relevant).
+        n_rel: (Qc,) int64 R per row, all >= 1; row r owns entries starts[r]:starts[r] + R.
+    """
+    n_rows, m = n_rel.shape[0], flat.shape[0]
+    starts = np.cumsum(n_rel) - n_rel  # (Qc,)
+    p = flat - rows * n_eff + 1  # (M,) 1-based rank
+    j = np.arange(1, m + 1) - starts[rows]  # (M,) 1-based index among the relevant items
+    # P@p_j = j / p_j, padded with one 0 so that reduceat may start a segment at M
+    prec_rank = np.empty(m + 1)
+    np.divide(j, p, out=prec_rank[:m])
+    prec_rank[m] = 0.0
+    # sklearn's thresholds: a tie group's relevant items take the precision of its last one
+    same = keys[1:] == keys[:-1]  # (M-1,)
+    same[starts[1:] - 1] = False  # a row's last item and the next row's first never tie
+    if same.any():
+        end_at = np.arange(m)
+        end_at[:-1][same] = m  # not a group end
+        end_idx = np.minimum.accumulate(end_at[::-1])[::-1]  # (M,) next group end
+        prec = prec_rank[end_idx]
+    else:
+        prec = prec_rank[:m]
+
+    def hits(cut: np.ndarray | int) -> np.ndarray:  # (Qc,) relevant items within rank `cut`
+        top = np.arange(n_rows) * n_eff + np.minimum(cut, n_eff) - 1
+        return np.searchsorted(flat, top, side="right") - starts
+
+    out = {"ap": np.add.reduceat(prec, starts) / n_rel}
+    in_r = hits(n_rel)  # (Qc,) relevant items within the first R ranks
+    out["r_precision"] = in_r / n_rel
+    seg = np.add.reduceat(prec_rank, np.stack([starts, starts + in_r], 1).ravel())[0::2]
+    out["map_at_r"] = np.where(in_r > 0, seg, 0.0) / n_rel
+    out["rr"] = 1.0 / p[starts]
+    for k in ks:
+        out[f"p@{k}"] = hits(k) / k
+    # 11-point curve: max of prec over items j in [m_i, m_{i+1}), then a suffix max over levels
+    idx = (starts[:, None] + _level_starts(n_rel) - 1).ravel()  # (Qc * 11,) non-decreasing
+    seg_max = np.maximum.reduceat(prec, idx).reshape(n_rows, 11)
+    out["interp"] = np.maximum.accumulate(seg_max[:, ::-1], axis=1)[:, ::-1]
+    return out
+
+
+def _task_numpy(
+    keys: np.ndarray,
+    blocks: list[tuple[int, ...]],
+    self_cols: np.ndarray | None,
+    n_rel: np.ndarray,
+    n_eff: int,
+    ks: tuple[int, ...],
+) -> dict[str, np.ndarray]:
+    """CPU path for a few queries, small enough to stay in cache through every pass.
+
+    ``keys`` (Qt, N) holds the rows' distances read as unsigned integers and is packed and
+    sorted in place; then the ranks of the relevant items give the metrics. numpy releases the
+    GIL in these calls, so tasks run in threads."""
+    np.left_shift(keys, 1, out=keys)  # the sign bit of a -0.0 falls off: +0 and -0 tie
+    for r0, r1, c0, c1 in blocks:
+        keys[r0:r1, c0:c1] |= 1  # relevant: sorts after a tied non-match
+    if self_cols is not None:
+        # the query itself sorts last and is cut off at n_eff: removed by index
+        keys[np.arange(keys.shape[0]), self_cols] = np.iinfo(keys.dtype).max
+    keys.sort(axis=1)  # values only (x86-simd-sort), no argsort
+    size = keys.dtype.itemsize
+    low_byte = 0 if sys.byteorder == "little" else size - 1
+    low = keys.view(np.uint8)[:, low_byte : n_eff * size : size]  # (Qt, n_eff) strided
+    rel = np.bitwise_and(low, 1).view(np.bool_)  # (Qt, n_eff) relevance in rank order
+    flat = np.flatnonzero(rel)  # (M,) row * n_eff + rank0
+    if flat.shape[0] != int(n_rel.sum()):
+        raise RuntimeError("relevant items found in the ranking do not add up to R")
+    rows = np.repeat(np.arange(keys.shape[0]), n_rel)  # (M,)
+    rel_keys = keys[rows, flat - rows * n_eff]  # (M,)
+    return _metrics_numpy(flat, rows, rel_keys, n_rel, n_eff, ks)
+
+
+def _metrics_torch(
+    rows: torch.Tensor,
+    cols: torch.Tensor,
+    keys: torch.Tensor,
+    n_rel: torch.Tensor,
+    n_eff: int,
+    ks: tuple[int, ...],
+) -> dict[str, torch.Tensor]:
+    """:func:`_metrics_numpy` in torch, on the device of the inputs (segment_reduce for
+    reduceat). ``rows``/``cols``: (M,) row and 0-based rank of each relevant item."""
+    dev, n_rows, m = n_rel.device, n_rel.shape[0], rows.shape[0]
+    starts = torch.cumsum(n_rel, 0) - n_rel  # (Qc,)
+    p = cols + 1  # (M,)
+    j = torch.arange(1, m + 1, device=dev) - starts[rows]  # (M,)
+    prec_rank = j.double() / p.double()  # (M,)
+    same = keys[1:] == keys[:-1]  # (M-1,)
+    same[starts[1:] - 1] = False
+    if bool(same.any()):
+        end_at = torch.arange(m, device=dev)
+        end_at[:-1][same] = m
+        end_idx = torch.flip(torch.cummin(torch.flip(end_at, [0]), 0).values, [0])  # (M,)
+        prec = prec_rank[end_idx]
+    else:
+        prec = prec_rank
+    flat = rows * n_eff + cols  # (M,) increasing
+
+    def hits(cut: torch.Tensor | int) -> torch.Tensor:  # (Qc,)
+        top = (
+            torch.arange(n_rows, device=dev) * n_eff
+            + torch.clamp_max(torch.as_tensor(cut, device=dev), n_eff)
+            - 1
+        )
+        return torch.searchsorted(flat, top, right=True) - starts
+
+    rf = n_rel.double()
+    zero = torch.zeros((), dtype=torch.float64, device=dev)
+    out = {"ap": torch.segment_reduce(prec, "sum", lengths=n_rel, unsafe=True) / rf}
+    in_r = hits(n_rel)
+    out["r_precision"] = in_r / rf
+    lengths = torch.stack([in_r, n_rel - in_r], 1).reshape(-1)  # first R ranks | the rest
+    seg = torch.segment_reduce(prec_rank, "sum", lengths=lengths, unsafe=True, initial=0.0)
+    out["map_at_r"] = torch.where(in_r > 0, seg[0::2], zero) / rf
+    out["rr"] = 1.0 / p[starts].double()
+    for k in ks:
+        out[f"p@{k}"] = hits(k).double() / k
+    lv = _level_starts(n_rel)  # (Qc, 11)
+    lv_len = torch.cat([lv[:, 1:] - lv[:, :-1], n_rel[:, None] - lv[:, 10:] + 1], 1)
+    seg_max = torch.segment_reduce(
+        prec, "max", lengths=lv_len.reshape(-1), unsafe=True, initial=0.0
+    ).view(n_rows, 11)
+    out["interp"] = torch.flip(torch.cummax(torch.flip(seg_max, [1]), 1).values, [1])
+    return out
+
+
+def _chunk_torch(
+    dist: torch.Tensor,
+    blocks: list[tuple[int, ...]],
+    self_cols: np.ndarray | None,
+    n_rel: np.ndarray,
+    n_eff: int,
+    ks: tuple[int, ...],
+) -> dict[str, np.ndarray]:
+    """Torch (GPU) path. Signed keys ``(bits - 2**(w-2)) * 2 + relevant`` order like
+    ``(bits << 1) | relevant`` and never overflow the signed width ``w``."""
+    if dist.dtype == torch.float32:
+        itype, half = torch.int32, 1 << 30
+    else:
+        itype, half = torch.int64, 1 << 62
+    dev = dist.device
+    keys = dist.view(itype)  # (Qc, N) shares memory with dist
+    keys.bitwise_and_(torch.iinfo(itype).max)  # drop the sign of a -0.0
+    keys.sub_(half).mul_(2)
+    for r0, r1, c0, c1 in blocks:
+        keys[r0:r1, c0:c1] += 1
+    if self_cols is not None:
+        ar = torch.arange(keys.shape[0], device=dev)
+        keys[ar, torch.from_numpy(self_cols).to(dev)] = torch.iinfo(itype).max
+    keys = torch.sort(keys, dim=1).values  # (Qc, N)
+    rel = (keys[:, :n_eff] & 1).bool()  # (Qc, n_eff)
+    rows, cols = rel.nonzero(as_tuple=True)
+    if rows.shape[0] != int(n_rel.sum()):
+        raise RuntimeError("relevant items found in the ranking do not add up to R")
+    n_rel_t = torch.from_numpy(n_rel).to(dev)
+    res = _metrics_torch(rows, cols, keys[rows, cols], n_rel_t, n_eff, ks)
+    return {k: v.cpu().numpy() for k, v in res.items()}
+
+
+# --------------------------------------------------------------------------------------------
+# Public API
+# --------------------------------------------------------------------------------------------
+
+
+def _auto_chunk(
+    n_gallery: int, max_relevant: int, key_bytes: int, budget: int, use_torch: bool, threads: int
+) -> int:
+    """Queries per chunk.
+
+    torch: as many as ``budget`` bytes hold: keys, ``torch.sort``'s sorted copy and int64
+    indices, the relevance mask and the per-item arrays. numpy: one chunk is one task whose keys
+    take about ``_TASK_BYTES`` (its passes run in cache), with at least ``_MIN_TASK_ROWS`` rows
+    so that its matrix product stays efficient, and ``threads`` tasks in flight within
+    ``budget``.
+    """
+    per_row = n_gallery * (key_bytes + 1) + _BYTES_PER_RELEVANT * max(1, max_relevant)
+    if use_torch:
+        return max(1, budget // (per_row + n_gallery * (2 * key_bytes + 8)))
+    cache_rows = max(_MIN_TASK_ROWS, _TASK_BYTES // (n_gallery * key_bytes))
+    return max(1, min(cache_rows, budget // (per_row * threads)))
+
+
+def retrieval_metrics(
+    query_emb: np.ndarray | torch.Tensor,
+    query_labels: np.ndarray | torch.Tensor | Sequence,
+    gallery_emb: np.ndarray | torch.Tensor | None = None,
+    gallery_labels: np.ndarray | torch.Tensor | Sequence | None = None,
+    *,
+    distance: Distance = "euclidean",
+    ks: Sequence[int] = (1, 5, 10),
+    chunk_size: int | None = None,
+    device: str | torch.device | None = None,
+    precision: Precision = "float32",
+    backend: Backend = "auto",
+    memory_budget: int = DEFAULT_MEMORY_BUDGET,
+    num_threads: int | None = None,
+) -> RetrievalResult:
+    """Exact retrieval metrics of every query over the full ranking of the gallery.
+
+    See the module docstring for the formulas, the tie rule and the references.
+
+    Args:
+        query_emb: (Q, D) query embeddings.
+        query_labels: (Q,) labels; an item is relevant to a query when their labels are equal.
+        gallery_emb: (N, D) gallery embeddings, or None to use the query set as the gallery, in
+            which case a query is excluded from its own ranking by index.
+        gallery_labels: (N,) gallery labels; given exactly when ``gallery_emb`` is.
+        distance: ``"euclidean"`` or ``"cosine"`` (``1 - cos``).
+        ks: cut-offs of P@K.
+        chunk_size: queries per chunk (one matrix product; on CPU, one task of a thread).
+            None: on CPU, the fewest rows whose keys fill about 2 MiB of cache (at least 32),
+            within ``memory_budget`` for all threads; with torch, as many as
+            ``memory_budget`` holds.
+        device: where distances are computed; ``"cuda"`` runs the whole ranking in torch on
+            the GPU. None: CPU.
+        precision: ``"float32"`` or ``"float64"`` arithmetic for the distances (and the keys).
+        backend: ``"numpy"`` (CPU: ``np.sort`` on packed keys), ``"torch"`` (``torch.sort`` on
+            ``device``), or ``"auto"``: torch on a GPU, numpy on CPU.
+        memory_budget: bytes of working memory for the chunks in flight when ``chunk_size``
+            is None (the embeddings and the per-query results come on top).
+        num_threads: threads of the CPU path, each running whole chunks (BLAS and OpenMP
+            are held at one thread meanwhile); None: ``torch.get_num_threads()``.
+
+    Returns:
+        a :class:`RetrievalResult` with per-query arrays in the order of ``query_emb``.
+    """
+    _one_of("precision", precision, PRECISIONS)
+    _one_of("backend", backend, BACKENDS)
+    ks_t = _check_ks(ks)
+    if chunk_size is not None and (isinstance(chunk_size, bool) or chunk_size < 1):
+        raise ValueError(f"chunk_size must be a positive integer or None, got {chunk_size!r}")
+    if memory_budget < 1:
+        raise ValueError(f"memory_budget must be a positive number of bytes, got {memory_budget}")
+    if num_threads is not None and num_threads < 1:
+        raise ValueError(f"num_threads must be >= 1 or None, got {num_threads}")
+    dev = _resolve_device(device)
+    use_torch = backend == "torch" or (backend == "auto" and dev.type != "cpu")
+    if not use_torch and dev.type != "cpu":
+        raise ValueError(f"backend='numpy' runs on the CPU only, got device={str(dev)!r}")
+    dtype = torch.float32 if precision == "float32" else torch.float64
+    prep = _prepare(query_emb, query_labels, gallery_emb, gallery_labels, distance, dtype, dev)
+
+    n_q, n_g = prep.query.shape[0], prep.gallery.shape[0]
+    n_eff = n_g - 1 if prep.self_source else n_g
+    count = prep.code_end - prep.code_start  # (C,) gallery items per label code
+    n_rel_sorted = count[prep.query_codes] - (1 if prep.self_source else 0)  # (Q,) R
+
+    active = np.flatnonzero(n_rel_sorted > 0)  # sorted positions of queries with R >= 1
+    key_bytes = 4 if precision == "float32" else 8
+    np_float = np.float32 if precision == "float32" else np.float64
+    unsigned = np.uint32 if precision == "float32" else np.uint64
+    threads = num_threads if num_threads is not None else max(1, torch.get_num_threads())
+    if chunk_size is not None:
+        chunk = int(chunk_size)
+    else:
+        max_r = int(n_rel_sorted.max())
+        chunk = _auto_chunk(n_g, max_r, key_bytes, memory_budget, use_torch, threads)
+
+    nan = np.full(n_q, np.nan)
+    ap, mapr, rprec, rr = nan.copy(), nan.copy(), nan.copy(), nan.copy()
+    pk = {k: nan.copy() for k in ks_t}
+    interp = np.full((n_q, 11), np.nan)
+
+    def store(sel: np.ndarray, res: dict[str, np.ndarray]) -> None:
+        dst = prep.query_order[sel]  # original query indices
+        ap[dst], mapr[dst], rprec[dst] = res["ap"], res["map_at_r"], res["r_precision"]
+        rr[dst] = res["rr"]
+        for k in ks_t:
+            pk[k][dst] = res[f"p@{k}"]
+        interp[dst] = res["interp"]
+
+    def chunk_inputs(sel: np.ndarray) -> tuple:
+        blocks = _label_blocks(prep.query_codes[sel], prep.code_start, prep.code_end)
+        self_cols = sel if prep.self_source else None
+        q_aug = prep.query.index_select(0, torch.from_numpy(sel).to(dev))
+        return q_aug, blocks, self_cols, n_rel_sorted[sel]
+
+    chunks = [active[c : c + chunk] for c in range(0, len(active), chunk)]
+    with torch.no_grad():
+        if use_torch:
+            for sel in chunks:
+                q_aug, blocks, self_cols, n_rel = chunk_inputs(sel)
+                dist = _distance_block(q_aug, prep.gallery)  # (Qc, N)
+                store(sel, _chunk_torch(dist, blocks, self_cols, n_rel, n_eff, ks_t))
+                del dist
+        else:
+            # One task per chunk, in threads: the matrix product of a few rows (the gallery
+            # stays in cache across tasks), then every pass over the rows' keys runs in cache.
+
+            def task(sel: np.ndarray) -> dict[str, np.ndarray]:
+                q_aug, blocks, self_cols, n_rel = chunk_inputs(sel)
+                keys = np.empty((len(sel), n_g), dtype=unsigned)  # (Qc, N)
+                _distance_block(q_aug, prep.gallery, torch.from_numpy(keys.view(np_float)))
+                return _task_numpy(keys, blocks, self_cols, n_rel, n_eff, ks_t)
+
+            # The parallelism is the tasks': BLAS/OpenMP threads inside a small product only
+            # spin against them (several times slower on 2 cores), so they are held at 1.
+            with threadpool_limits(limits=1):
+                if threads == 1 or len(chunks) <= 1:
+                    for sel in chunks:
+                        store(sel, task(sel))
+                else:
+                    with ThreadPoolExecutor(threads) as pool:
+                        for sel, res in zip(chunks, pool.map(task, chunks), strict=True):
+                            store(sel, res)
+
+    n_rel_out = np.empty(n_q, dtype=np.int64)
+    n_rel_out[prep.query_order] = n_rel_sorted
+    return RetrievalResult(
+        average_precision=ap,
+        map_at_r=mapr,
+        r_precision=rprec,
+        reciprocal_rank=rr,
+        precision_at_k=pk,
+        n_relevant=n_rel_out,
+        interpolated_precision=interp,
+        distance=distance,
+    )
+
+
+def nearest_neighbors(
+    query_emb: np.ndarray | torch.Tensor,
+    gallery_emb: np.ndarray | torch.Tensor | None = None,
+    *,
+    k: int,
+    distance: Distance = "euclidean",
+    device: str | torch.device | None = None,
+    memory_budget: int = DEFAULT_MEMORY_BUDGET,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` nearest gallery items of every query, nearest first (for retrieval figures).
+
+    Equal distances rank by gallery index (deterministic). When ``gallery_emb`` is None the
+    query set is the gallery and a query is never its own neighbour (removed by index).
+
+    Returns:
+        indices (Q, k) int64 into the gallery, and distances (Q, k) float32: Euclidean
+        ``||q - g||`` or cosine ``1 - cos``. The ranking uses float32 distances as
+        :func:`retrieval_metrics` does; the distances returned are recomputed from the
+        differences ``q - g`` (no cancellation between close points).
+    """
+    _one_of("distance", distance, DISTANCES)
+    dev = _resolve_device(device)
+    q = _as_embeddings("query_emb", query_emb, torch.float32, dev)
+    self_source = gallery_emb is None
+    g = q if self_source else _as_embeddings("gallery_emb", gallery_emb, torch.float32, dev)
+    if g.shape[1] != q.shape[1]:
+        raise ValueError(f"query_emb has dimension {q.shape[1]} but gallery_emb has {g.shape[1]}")
+    n_eff = g.shape[0] - (1 if self_source else 0)
+    if isinstance(k, bool) or not isinstance(k, int | np.integer) or not 1 <= k <= n_eff:
+        raise ValueError(f"k must be an integer in [1, {n_eff}] (gallery size), got {k!r}")
+    q_aug, g_aug = _augment(q, g, distance)
+    n_q, n_g = q.shape[0], g.shape[0]
+    # keys (distance bits << 32) | index: unique, so topk has no tie left to break
+    chunk = max(1, memory_budget // (n_g * 16))
+    idx_out = np.empty((n_q, k), dtype=np.int64)
+    dist_out = np.empty((n_q, k), dtype=np.float32)
+    col = torch.arange(n_g, device=dev, dtype=torch.int64)
+    with torch.no_grad():
+        for s in range(0, n_q, chunk):
+            e = min(n_q, s + chunk)
+            d = _distance_block(q_aug[s:e], g_aug)  # (Qc, N)
+            bits = d.view(torch.int32).bitwise_and(0x7FFFFFFF).to(torch.int64)
+            keys = (bits << 32) | col
+            if self_source:
+                ar = torch.arange(e - s, device=dev)
+                keys[ar, ar + s] = torch.iinfo(torch.int64).max
+            top = torch.topk(keys, k, dim=1, largest=False, sorted=True).values  # (Qc, k)
+            idx = top & 0xFFFFFFFF  # (Qc, k)
+            # reported distances from the differences: no cancellation for close pairs
+            if distance == "euclidean":
+                dd = (q[s:e, None, :] - g[idx]).norm(dim=-1)  # (Qc, k)
+            else:
+                dd = 1.0 - (q_aug[s:e, None, :-2] * -g_aug[idx][..., :-2]).sum(-1)  # (Qc, k)
+            idx_out[s:e] = idx.cpu().numpy()
+            dist_out[s:e] = dd.cpu().numpy()
+    return idx_out, dist_out
+
+
+def query_pr_curve(
+    query_emb: np.ndarray | torch.Tensor,
+    query_labels: np.ndarray | torch.Tensor | Sequence,
+    gallery_emb: np.ndarray | torch.Tensor | None = None,
+    gallery_labels: np.ndarray | torch.Tensor | Sequence | None = None,
+    *,
+    index: int,
+    distance: Distance = "euclidean",
+    precision: Precision = "float32",
+) -> QueryPRCurve:
+    """Precision-recall points of query ``index`` over the full ranking (for example curves).
+
+    Same conventions as :func:`retrieval_metrics` (self excluded when the gallery is None, same
+    distances): one point per distinct distance, exactly scikit-learn's
+    ``precision_recall_curve(relevant, -distance)`` read from the nearest threshold outwards,
+    and ``ap`` equals the query's ``average_precision``.
+    """
+    _one_of("precision", precision, PRECISIONS)
+    dtype = torch.float32 if precision == "float32" else torch.float64
+    cpu = torch.device("cpu")
+    prep = _prepare(query_emb, query_labels, gallery_emb, gallery_labels, distance, dtype, cpu)
+    n_q = prep.query.shape[0]
+    if isinstance(index, bool) or not isinstance(index, int | np.integer) or not 0 <= index < n_q:
+        raise ValueError(f"index must be an integer in [0, {n_q - 1}], got {index!r}")
+    pos = int(np.flatnonzero(prep.query_order == index)[0])  # sorted position of the query
+    d = _distance_block(prep.query[pos : pos + 1], prep.gallery)[0].double().numpy()  # (N,)
+    c = prep.query_codes[pos]
+    relevant = np.zeros(d.shape[0], dtype=bool)
+    relevant[prep.code_start[c] : prep.code_end[c]] = True
+    if prep.self_source:
+        keep = np.ones(d.shape[0], dtype=bool)
+        keep[pos] = False
+        d, relevant = d[keep], relevant[keep]
+    n_rel = int(relevant.sum())
+    if n_rel == 0:
+        raise ValueError(f"query {index} has no relevant item in the gallery: no PR curve")
+    order = np.lexsort((relevant, d))  # by distance, non-matches first within a tie
+    d, relevant = d[order], relevant[order]
+    tp = np.cumsum(relevant)  # (N,)
+    ends = np.flatnonzero(np.r_[d[1:] != d[:-1], True])  # last index of each distance group
+    recall = tp[ends] / n_rel
+    prec = tp[ends] / (ends + 1.0)
+    ap = float(np.sum(np.diff(np.r_[0.0, recall]) * prec))
+    return QueryPRCurve(recall.astype(np.float64), prec.astype(np.float64), ap)
