@@ -166,19 +166,16 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         title=f"{name}: test embeddings ({cfg.eval.embedding_map})",
     )
     k = min(cfg.eval.grid_k, len(test_idx) - 1)
-    rows = _grid_queries(q_lab, cfg.eval.grid_queries, rng)
+    rows = _grid_queries(q_lab, res.average_precision, cfg.eval.grid_queries, rng)
     nn_idx, _ = nearest_neighbors(q_emb, None, k=k, distance=cfg.eval.distance)
     nn_idx = nn_idx[rows]
     imgs = ds.images[test_idx]
-    plots.plot_retrieval_grid(
-        imgs[rows],
-        imgs[nn_idx],
-        q_lab[nn_idx] == q_lab[rows, None],
-        figs / "retrieval_grid.png",
-        title=f"{name}: test queries and their top {k}",
-        query_labels=q_lab[rows],
-        neighbor_labels=q_lab[nn_idx],
-    )
+    n_hard = cfg.eval.grid_queries // 2
+    plots.plot_retrieval_grid(imgs[rows], imgs[nn_idx], q_lab[nn_idx] == q_lab[rows, None],
+                              figs / "retrieval_grid.png",
+                              title=f"{name}: top {k} of test queries (first {n_hard} rows: the "
+                                    "lowest-AP queries; then random ones)",
+                              query_labels=q_lab[rows], neighbor_labels=q_lab[nn_idx])
 
     run_id = tracking.read_run_file(args.model_dir / "run.json")
     tracking.log_metrics(run_id, metrics)
@@ -195,13 +192,17 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     return metrics
 
 
-def _grid_queries(labels: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
-    """``n`` query rows spread over the classes (one per class in turn), chosen with ``rng``."""
+def _grid_queries(labels: np.ndarray, ap: np.ndarray, n: int,
+                  rng: np.random.Generator) -> np.ndarray:
+    """Rows for the retrieval grid: the ``n // 2`` queries with the lowest AP (where the model
+    fails is worth seeing), then random queries of other classes, one class at a time."""
+    order = np.argsort(np.where(np.isnan(ap), np.inf, ap), kind="stable")
+    picks = [int(i) for i in order[: n // 2]]
     classes = rng.permutation(np.unique(labels))
-    picks: list[int] = []
-    for i in range(n):
-        members = np.flatnonzero(labels == classes[i % len(classes)])
-        free = np.setdiff1d(members, picks)
+    for c in classes[np.argsort(np.isin(classes, labels[picks]), kind="stable")]:
+        if len(picks) >= n:
+            break
+        free = np.setdiff1d(np.flatnonzero(labels == c), picks)
         if len(free):
             picks.append(int(rng.choice(free)))
     return np.asarray(picks, dtype=np.int64)

@@ -65,11 +65,15 @@ def summarise(
                 "train_seconds": train_s,
             }
         )
-        flat[name] = flatten(to_dict(cfg))
+        shown = to_dict(cfg)
+        if cfg.model.name in SHALLOW_MODELS:  # fitted: no loss, sampler or training loop
+            for key in ("loss", "sampler", "train"):
+                shown.pop(key)
+        flat[name] = flatten(shown)
     summary = pd.DataFrame(rows)
     table = pd.DataFrame(flat).T
     differ = [c for c in table.columns if table[c].astype(str).nunique() > 1]
-    return summary, table[differ]
+    return summary, table[differ].fillna("-")
 
 
 def to_markdown(df: pd.DataFrame, floatfmt: str = ".4f") -> str:

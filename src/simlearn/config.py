@@ -45,13 +45,15 @@ class ModelConfig:
     embedding_dim: int = 32  # size of the embedding; shallow "raw" ignores it
     normalize: bool = True  # L2-normalise embeddings (put them on the unit sphere)
     width: int = 32  # channels of the first convnet stage; doubled at each downsampling
-    shrinkage: float = 1e-3  # mahalanobis: ridge added to the covariance, relative to its trace
+    shrinkage: float = 0.1  # mahalanobis: ridge added to the covariance, x trace/d (val-tuned)
+    covariance: str = "within"  # mahalanobis: within-class (pooled) | total covariance
 
     def __post_init__(self) -> None:
         _one_of("name", self.name, SHALLOW_MODELS + DEEP_MODELS)
         _at_least("embedding_dim", self.embedding_dim, 1)
         _at_least("width", self.width, 1)
         _at_least("shrinkage", self.shrinkage, 0.0)
+        _one_of("covariance", self.covariance, ("within", "total"))
 
     @property
     def shallow(self) -> bool:

@@ -63,7 +63,13 @@ def configure(root: str | Path | None = None) -> str:
 
 
 def _client() -> MlflowClient:
-    return MlflowClient(tracking_uri=configure())
+    uri = configure()
+    if _CLIENTS.get(uri) is None:  # opening a store (a database, a server) is not free
+        _CLIENTS[uri] = MlflowClient(tracking_uri=uri)
+    return _CLIENTS[uri]
+
+
+_CLIENTS: dict[str, MlflowClient] = {}
 
 
 def _experiment_id(name: str, root: Path) -> str:
@@ -169,9 +175,14 @@ def set_tags(run_id: str, tags: Mapping[str, str]) -> None:
 
 def log_dataset(run_id: str, manifest: Any, *, name: str, source: str, context: str) -> None:
     """Log the dataset (its manifest as a pandas dataset) as an input of the run."""
+    import warnings
+
     import mlflow.data
 
-    ds = mlflow.data.from_pandas(manifest, source=source, name=name)
+    with warnings.catch_warnings():
+        # a local path is a valid source of two equivalent kinds; integer columns are fine
+        warnings.simplefilter("ignore", UserWarning)
+        ds = mlflow.data.from_pandas(manifest, source=source, name=name)
     with open_run(run_id):
         mlflow.log_input(ds, context=context)
 
@@ -179,9 +190,10 @@ def log_dataset(run_id: str, manifest: Any, *, name: str, source: str, context: 
 def log_torch_model(run_id: str, model: Any, input_example: Any, name: str = "model") -> None:
     """Log a torch module as an MLflow model with a signature inferred from ``input_example``.
 
-    ``mlflow.pytorch.load_model(f"runs:/{run_id}/{name}")`` loads it back. Requirements are
-    given explicitly so MLflow does not import-scan the environment (slow, and a source of
-    surprises).
+    ``mlflow.pytorch.load_model(f"runs:/{run_id}/{name}")`` loads it back (it needs ``simlearn``
+    importable: the model is pickled). Pickle rather than MLflow 3's default ``pt2`` export: the
+    export fixes the batch size of the input example and costs ~3 s per model. Requirements are
+    given explicitly so MLflow does not import-scan the environment.
     """
     import mlflow.pytorch
     import numpy as np
@@ -199,6 +211,7 @@ def log_torch_model(run_id: str, model: Any, input_example: Any, name: str = "mo
             signature=signature,
             input_example=np.asarray(input_example),
             pip_requirements=[f"torch=={torch.__version__.split('+')[0]}", "simlearn"],
+            serialization_format="pickle",
         )
 
 

@@ -33,7 +33,7 @@ def test_mahalanobis_metric_is_inverse_covariance():
     rng = np.random.default_rng(0)
     a = rng.normal(size=(4, 4))
     x = rng.normal(size=(2000, 4)) @ a.T + 3.0
-    enc = fit_shallow("mahalanobis", x, np.zeros(len(x)), shrinkage=0.0)
+    enc = fit_shallow("mahalanobis", x, np.zeros(len(x)), shrinkage=0.0, covariance="total")
     w = enc.weight.double().numpy()
     cov = np.cov(x, rowvar=False)
     np.testing.assert_allclose(w.T @ w, np.linalg.inv(cov), rtol=1e-4, atol=1e-6)
@@ -43,6 +43,21 @@ def test_mahalanobis_metric_is_inverse_covariance():
     fu, fv = enc(torch.tensor(u[None])), enc(torch.tensor(v[None]))
     d2 = float(((fu - fv) ** 2).sum())
     np.testing.assert_allclose(d2, (u - v) @ np.linalg.inv(cov) @ (u - v), rtol=1e-4)
+
+
+def test_within_class_mahalanobis_ignores_class_offsets():
+    rng = np.random.default_rng(1)
+    y = np.repeat(np.arange(3), 400)
+    noise = rng.normal(size=(1200, 3)) * np.array([1.0, 2.0, 0.5])
+    x = noise + 10.0 * y[:, None]  # classes far apart; within-class covariance = diag(1, 4, .25)
+    w = fit_shallow("mahalanobis", x, y, shrinkage=0.0).weight.double().numpy()
+    centred = np.concatenate([x[y == c] - x[y == c].mean(axis=0) for c in range(3)])
+    within = centred.T @ centred / (len(x) - 1)  # brute force pooled within-class covariance
+    np.testing.assert_allclose(w.T @ w, np.linalg.inv(within), rtol=1e-4, atol=1e-6)
+    # the 10-unit class offsets do not inflate it: close to diag(1, 1/4, 4)
+    np.testing.assert_allclose(np.diag(w.T @ w), [1.0, 0.25, 4.0], rtol=0.15)
+    with pytest.raises(ValueError, match="model.covariance='full'"):
+        fit_shallow("mahalanobis", x, y, covariance="full")
 
 
 def test_raw_is_identity_and_lda_has_c_minus_1_dims():

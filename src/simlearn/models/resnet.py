@@ -10,12 +10,13 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchvision.models import resnet18
 
 
 class ResNet18Embedding(nn.Module):
     def __init__(self, in_channels: int, embedding_dim: int, normalize: bool = True) -> None:
         super().__init__()
+        from torchvision.models import resnet18  # imported here: torchvision takes ~2 s to import
+
         self.normalize = normalize
         net = resnet18(weights=None, num_classes=embedding_dim)
         net.conv1 = nn.Conv2d(in_channels, 64, kernel_size=3, stride=1, padding=1, bias=False)

@@ -3,9 +3,12 @@
 All three are a linear map of the flattened pixels, ``f(x) = W (x - mu)``:
 
 - ``raw``: W = I, mu = 0. Euclidean distance between raw pixels.
-- ``mahalanobis``: W = Sigma^{-1/2} (whitening with the inverse square root of the training
-  covariance, shrunk towards a multiple of I). Then ||f(x) - f(y)||^2 = (x - y)^T M (x - y)
-  with M = W^T W = Sigma^{-1}: the Mahalanobis distance.
+- ``mahalanobis``: W = Sigma^{-1/2}, whitening with the inverse square root of a training
+  covariance shrunk towards a multiple of I (Ledoit-Wolf style, ``shrinkage`` x trace/d). Then
+  ||f(x) - f(y)||^2 = (x - y)^T M (x - y) with M = W^T W = Sigma^{-1}: the Mahalanobis
+  distance. ``covariance="within"`` (default) uses the pooled within-class covariance (the
+  classical choice for recognition, as in LDA and WCCN: directions in which a class varies are
+  discounted); ``"total"`` whitens the data as a whole, labels unused.
 - ``lda``: Fisher's linear discriminant analysis (scikit-learn, eigen solver with automatic
   shrinkage): W projects onto the C-1 directions that maximise between-class over within-class
   scatter.
@@ -32,7 +35,11 @@ class LinearEmbedding(nn.Module):
 
 
 def fit_shallow(
-    name: str, x: np.ndarray, y: np.ndarray, shrinkage: float = 1e-3
+    name: str,
+    x: np.ndarray,
+    y: np.ndarray,
+    shrinkage: float = 0.1,
+    covariance: str = "within",
 ) -> LinearEmbedding:
     """Fit a shallow embedding on flattened training images ``x`` (N, D_in) with labels ``y``."""
     x = np.asarray(x, dtype=np.float64).reshape(len(x), -1)
@@ -41,7 +48,14 @@ def fit_shallow(
         w, mu = np.eye(d), np.zeros(d)
     elif name == "mahalanobis":
         mu = x.mean(axis=0)
-        cov = np.cov(x - mu, rowvar=False)
+        if covariance == "within":
+            classes, inv = np.unique(y, return_inverse=True)
+            means = np.stack([x[inv == c].mean(axis=0) for c in range(len(classes))])
+            cov = np.cov(x - means[inv], rowvar=False)
+        elif covariance == "total":
+            cov = np.cov(x - mu, rowvar=False)
+        else:
+            raise ValueError(f"model.covariance={covariance!r}: allowed within, total")
         # shrink towards (trace/d) I so constant pixels (digits' borders) stay invertible
         cov = cov + shrinkage * np.trace(cov) / d * np.eye(d) + 1e-12 * np.eye(d)
         vals, vecs = np.linalg.eigh(cov)

@@ -65,7 +65,9 @@ def fit_baseline(cfg: ExperimentConfig, ds: ImageDataset) -> tuple[Embedder, dic
     holdout = check_holdout(cfg, ds)
     idx = ds.indices("train", exclude=holdout)
     x = to_input(ds.images[idx]).flatten(1).numpy()  # (N, C*H*W) in [0, 1]
-    encoder = fit_shallow(cfg.model.name, x, ds.labels[idx], shrinkage=cfg.model.shrinkage)
+    encoder = fit_shallow(
+        cfg.model.name, x, ds.labels[idx], cfg.model.shrinkage, cfg.model.covariance
+    )
     c = ds.shape[2]
     spec = model_spec(cfg.model, c, [0.0] * c, [1.0] * c)
     return Embedder(encoder, spec["input_mean"], spec["input_std"]), spec
