@@ -53,7 +53,7 @@ def test_one_training_step_of_every_loss_lowers_its_loss(digits, case):
     assert grads and any(g.abs().sum() > 0 for g in grads)
     opt.step()
     loss1, _ = task.loss(task.model, batch, torch.device("cpu"))
-    assert float(loss1) <= float(loss0) + 1e-6  # a small step downhill on the same batch
+    assert loss1.item() <= loss0.item() + 1e-6  # a small step downhill on the same batch
 
 
 def test_holdout_classes_never_reach_training(digits):
