@@ -108,6 +108,7 @@ class TrainConfig:
     amp: bool = True  # bf16 autocast on CUDA; ignored on CPU, where it would only slow things down
     grad_clip: float | None = None  # max gradient norm
     num_threads: int | None = None  # torch CPU threads; default: torch's choice
+    deterministic: bool = True  # deterministic kernels: same seed, same run (costs speed on GPU)
 
     def __post_init__(self) -> None:
         _at_least("epochs", self.epochs, 1)

@@ -76,10 +76,19 @@ class FitResult:
 # ----------------------------------------------------------------------------- setup
 
 
-def seed_everything(seed: int) -> None:
+def seed_everything(seed: int, deterministic: bool = True) -> None:
+    """Seed every generator; with ``deterministic``, also ask torch for deterministic kernels.
+
+    Seeds alone are not enough: the backward pass of indexing with repeated indices (``e[a]``
+    for mined triplets) accumulates in a thread-dependent order on CPU, and two seeded runs
+    drift apart after a few epochs.
+    """
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # cuBLAS needs it
+        torch.use_deterministic_algorithms(True, warn_only=True)
 
 
 def pick_device(name: str = "auto", local_rank: int = 0) -> torch.device:
@@ -162,7 +171,7 @@ def fit(
     device = pick_device(cfg.device, info.local_rank)
     if cfg.num_threads:
         torch.set_num_threads(cfg.num_threads)
-    seed_everything(seed)
+    seed_everything(seed, cfg.deterministic)
     model = task.model.to(device)
     ddp_model: nn.Module = model
     if info.enabled:
