@@ -23,7 +23,7 @@ import os
 import random
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -61,7 +61,6 @@ class FitResult:
     device: str
     world_size: int
     resumed_from_epoch: int | None = None  # the last completed epoch found in a checkpoint
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def train_seconds(self) -> float:
