@@ -35,6 +35,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -245,6 +246,19 @@ def _fetch(cfg: DatasetConfig, filename: str, dest: Path) -> Path:
 # ----------------------------------------------------------------------------- images
 
 
+def _split_options(cfg: DatasetConfig, name: str) -> dict[str, Any]:
+    """The writer keywords that come straight from the dataset's config."""
+    return {
+        "source": cfg.source,
+        "name": name,
+        "seed": cfg.seed,
+        "val_fraction": cfg.val_fraction,
+        "test_fraction": cfg.test_fraction,
+        "max_per_split": cfg.max_per_split,
+        "extra_meta": _meta(cfg),
+    }
+
+
 def _build_digits(cfg: DatasetConfig, out: Path, downloads: Path, name: str) -> pd.DataFrame:
     from sklearn.datasets import load_digits
 
@@ -256,13 +270,7 @@ def _build_digits(cfg: DatasetConfig, out: Path, downloads: Path, name: str) -> 
         images,  # (1797, 8, 8, 1)
         digits.target,
         [str(c) for c in digits.target_names],
-        source=cfg.source,
-        name=name,
-        seed=cfg.seed,
-        val_fraction=cfg.val_fraction,
-        test_fraction=cfg.test_fraction,
-        max_per_split=cfg.max_per_split,
-        extra_meta=_meta(cfg),
+        **_split_options(cfg, name),
     )
 
 
@@ -280,13 +288,7 @@ def _write_official(
         np.concatenate([np.asarray(p[2], dtype=np.int64) for p in parts]),
         class_names,
         official_split=np.concatenate([np.full(len(p[1]), p[0], dtype=object) for p in parts]),
-        source=cfg.source,
-        name=name,
-        seed=cfg.seed,
-        val_fraction=cfg.val_fraction,
-        test_fraction=cfg.test_fraction,
-        max_per_split=cfg.max_per_split,
-        extra_meta=_meta(cfg),
+        **_split_options(cfg, name),
     )
 
 
@@ -489,13 +491,7 @@ def _write_sketch(cfg: DatasetConfig, out: Path, name: str, listing: pd.DataFram
     return write_sketch_dataset(
         out,
         listing,
-        source=cfg.source,
-        name=name,
-        seed=cfg.seed,
-        val_fraction=cfg.val_fraction,
-        test_fraction=cfg.test_fraction,
-        max_per_split=cfg.max_per_split,
-        extra_meta=_meta(cfg),
+        **_split_options(cfg, name),
     )
 
 

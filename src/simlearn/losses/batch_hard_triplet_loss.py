@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
-from torch import nn
 
-from simlearn.losses._checks import check_embeddings, check_labels, check_nonnegative
-from simlearn.losses.distance import Distance
+from simlearn.losses._checks import check_embeddings, check_labels
+from simlearn.losses.triplet_margin_loss import TripletObjective
 
 
-class BatchHardTripletLoss(nn.Module):
+class BatchHardTripletLoss(TripletObjective):
     """Triplet loss on each anchor's hardest positive and hardest negative in the batch.
 
     A. Hermans, L. Beyer, B. Leibe, "In Defense of the Triplet Loss for Person
@@ -35,18 +33,6 @@ class BatchHardTripletLoss(nn.Module):
         soft: softplus instead of the hinge.
     """
 
-    def __init__(self, margin: float = 0.2, distance: str = "euclidean",
-                 soft: bool = False) -> None:
-        super().__init__()
-        self.margin = check_nonnegative("margin", margin)
-        self.distance = Distance(distance)
-        if not isinstance(soft, bool):
-            raise ValueError(f"soft={soft!r} is not allowed; expected True or False")
-        self.soft = soft
-
-    def extra_repr(self) -> str:
-        return f"margin={self.margin}, distance={self.distance.name!r}, soft={self.soft}"
-
     def forward(self, emb: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """Mean over qualifying anchors of ``emb (B, D)`` with ``labels (B,)``."""
         check_embeddings("emb", emb)
@@ -65,6 +51,4 @@ class BatchHardTripletLoss(nn.Module):
         hardest_pos = torch.where(pos_mask, dist, -inf).amax(dim=1)  # (A,) farthest positive
         hardest_neg = torch.where(neg_mask, dist, inf).amin(dim=1)  # (A,) closest negative
         violation = hardest_pos - hardest_neg  # (A,)
-        if self.soft:
-            return F.softplus(violation).mean()
-        return (violation + self.margin).clamp_min(0.0).mean()
+        return self.penalty(violation)

@@ -10,7 +10,32 @@ from simlearn.losses._checks import check_nonnegative, check_same_shape
 from simlearn.losses.distance import Distance
 
 
-class TripletMarginLoss(nn.Module):
+class TripletObjective(nn.Module):
+    """What every triplet loss shares: margin, distance, hinge or soft margin.
+
+    ``penalty(v)`` turns violations ``v = d_ap - d_an`` (mirrored for similarities) into the
+    loss: ``mean(max(0, v + margin))``, or ``mean(softplus(v))`` when ``soft``.
+    """
+
+    def __init__(self, margin: float = 0.2, distance: str = "euclidean",
+                 soft: bool = False) -> None:
+        super().__init__()
+        self.margin = check_nonnegative("margin", margin)
+        self.distance = Distance(distance)
+        if not isinstance(soft, bool):
+            raise ValueError(f"soft={soft!r} is not allowed; expected True or False")
+        self.soft = soft
+
+    def extra_repr(self) -> str:
+        return f"margin={self.margin}, distance={self.distance.name!r}, soft={self.soft}"
+
+    def penalty(self, violation: torch.Tensor) -> torch.Tensor:
+        if self.soft:
+            return F.softplus(violation).mean()
+        return (violation + self.margin).clamp_min(0.0).mean()
+
+
+class TripletMarginLoss(TripletObjective):
     """Each anchor must be closer to its positive than to its negative, by a margin.
 
     E. Hoffer, N. Ailon, "Deep metric learning using Triplet network", SIMBAD 2015,
@@ -37,18 +62,6 @@ class TripletMarginLoss(nn.Module):
         soft: softplus instead of the hinge.
     """
 
-    def __init__(self, margin: float = 0.2, distance: str = "euclidean",
-                 soft: bool = False) -> None:
-        super().__init__()
-        self.margin = check_nonnegative("margin", margin)
-        self.distance = Distance(distance)
-        if not isinstance(soft, bool):
-            raise ValueError(f"soft={soft!r} is not allowed; expected True or False")
-        self.soft = soft
-
-    def extra_repr(self) -> str:
-        return f"margin={self.margin}, distance={self.distance.name!r}, soft={self.soft}"
-
     def forward(self, anchor: torch.Tensor, positive: torch.Tensor,
                 negative: torch.Tensor) -> torch.Tensor:
         """Mean loss over triplets; ``anchor``, ``positive``, ``negative`` are each ``(T, D)``.
@@ -62,6 +75,4 @@ class TripletMarginLoss(nn.Module):
         d_ap = self.distance.rowwise(anchor, positive)  # (T,)
         d_an = self.distance.rowwise(anchor, negative)  # (T,)
         violation = self.distance.violation(d_ap, d_an)  # (T,) > 0: negative is the closer
-        if self.soft:
-            return F.softplus(violation).mean()
-        return (violation + self.margin).clamp_min(0.0).mean()
+        return self.penalty(violation)
