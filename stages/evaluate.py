@@ -38,6 +38,7 @@ def evaluate(
     """All metrics of one experiment, and the data its curves and figures need."""
     from simlearn.evaluation import (
         knn_accuracy,
+        linear_probe_accuracy,
         nearest_class_mean_accuracy,
         pair_distances,
         pair_verification,
@@ -74,6 +75,12 @@ def evaluate(
                 emb[ref], labels[ref], emb[seen_test], labels[seen_test], distance=e.distance
             )
         )
+        if len(np.unique(labels[ref])) >= 2:
+            metrics["linear_probe_accuracy"] = float(
+                linear_probe_accuracy(
+                    emb[ref], labels[ref], emb[seen_test], labels[seen_test], seed=cfg.seed
+                )
+            )
     if holdout.any():
         for group, mask in (("seen", seen_test), ("unseen", test & holdout)):
             if mask.sum() >= 2:
@@ -171,11 +178,16 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     nn_idx = nn_idx[rows]
     imgs = ds.images[test_idx]
     n_hard = cfg.eval.grid_queries // 2
-    plots.plot_retrieval_grid(imgs[rows], imgs[nn_idx], q_lab[nn_idx] == q_lab[rows, None],
-                              figs / "retrieval_grid.png",
-                              title=f"{name}: top {k} of test queries (first {n_hard} rows: the "
-                                    "lowest-AP queries; then random ones)",
-                              query_labels=q_lab[rows], neighbor_labels=q_lab[nn_idx])
+    plots.plot_retrieval_grid(
+        imgs[rows],
+        imgs[nn_idx],
+        q_lab[nn_idx] == q_lab[rows, None],
+        figs / "retrieval_grid.png",
+        title=f"{name}: top {k} of test queries (first {n_hard} rows: the "
+        "lowest-AP queries; then random ones)",
+        query_labels=q_lab[rows],
+        neighbor_labels=q_lab[nn_idx],
+    )
 
     run_id = tracking.read_run_file(args.model_dir / "run.json")
     tracking.log_metrics(run_id, metrics)
@@ -192,8 +204,9 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     return metrics
 
 
-def _grid_queries(labels: np.ndarray, ap: np.ndarray, n: int,
-                  rng: np.random.Generator) -> np.ndarray:
+def _grid_queries(
+    labels: np.ndarray, ap: np.ndarray, n: int, rng: np.random.Generator
+) -> np.ndarray:
     """Rows for the retrieval grid: the ``n // 2`` queries with the lowest AP (where the model
     fails is worth seeing), then random queries of other classes, one class at a time."""
     order = np.argsort(np.where(np.isnan(ap), np.inf, ap), kind="stable")

@@ -24,6 +24,7 @@ KEY_METRICS = [
     "roc_auc",
     "knn_accuracy",
     "ncm_accuracy",
+    "linear_probe_accuracy",
     "seen_map",
     "unseen_map",
 ]
@@ -109,7 +110,8 @@ def main(argv: list[str] | None = None) -> Path:
         "",
         "Test split; a query is never its own match. `map` = mean average precision over the full",
         "ranking (= AUPR), `map_at_r`/`r_precision` as in Musgrave et al. 2020, `roc_auc` over",
-        "pairs, `knn_accuracy`/`ncm_accuracy` with the training split as reference.",
+        "pairs; `knn_accuracy`, `ncm_accuracy` and `linear_probe_accuracy` (logistic regression)",
+        "use the training split as reference.",
         "`seen_`/`unseen_` split the test set by whether the class was held out of training.",
         "Baselines (raw, mahalanobis, lda) are fitted, not trained.",
         "",

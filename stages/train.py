@@ -38,6 +38,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     from simlearn.engine import fit, init_distributed
     from simlearn.models import save_model
     from simlearn.tasks.metric import MetricTask, fit_baseline, validation_figures
+    from simlearn.tasks.simclr import SimCLRTask
 
     params = load_params(args.params)
     cfg = experiment_config(params, args.experiment)
@@ -80,7 +81,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         row.update(validation_figures(cfg, ds, model, "cpu"))
         history, device, samples_per_s = [row], "cpu", 0.0
     else:
-        task = MetricTask(cfg, ds)
+        task = SimCLRTask(cfg, ds) if cfg.task == "simclr" else MetricTask(cfg, ds)
         result = fit(
             task,
             cfg.train,
@@ -93,7 +94,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
             progress=not args.no_progress,
             desc=args.experiment,
         )
-        model, spec = task.model, task.spec
+        model, spec = task.embedder, task.spec  # simclr: f alone, its projection head dropped
         history, device, samples_per_s = result.history, result.device, result.samples_per_s
     if not info.is_main:
         return {}

@@ -84,3 +84,36 @@ def test_repo_params_load_and_validate():
     p = load_params("params.yaml")
     for name in p["experiments"]:
         experiment_config(p, name)
+
+
+SIMCLR = {"task": "simclr", "loss": {"name": "ntxent"}, "sampler": {"name": "random"}}
+
+
+def test_a_simclr_section_loads_with_its_views():
+    cfg = experiment_config(params(**SIMCLR, augment={"degrees": 5, "flip_p": 0.5}), "e")
+    assert cfg.task == "simclr" and cfg.augment.degrees == 5.0 and cfg.augment.flip_p == 0.5
+    assert cfg.augment.translate == 0.15  # the rest keep their defaults
+
+
+@pytest.mark.parametrize(
+    "exp, expected",
+    [
+        ({**SIMCLR, "loss": {"name": "supcon"}}, "e.loss.name='supcon': task simclr trains with"),
+        ({**SIMCLR, "sampler": {"name": "pk"}}, "e.sampler.name='pk': task simclr draws random"),
+        ({**SIMCLR, "model": {"name": "lda"}}, "e.model.name='lda': task simclr trains a network"),
+        ({"loss": {"name": "ntxent"}}, "ntxent and the random sampler belong to task simclr"),
+        ({"sampler": {"name": "random"}}, "ntxent and the random sampler belong to task simclr"),
+        ({"model": {"projection_dim": 64}}, "e.model.projection_dim=64: only task simclr"),
+        ({**SIMCLR, "augment": {"translate": 1.0}}, "e.augment.translate=1.0: must be in [0, 1)"),
+        (
+            {**SIMCLR, "augment": {"scale_min": 1.2}},
+            "e.augment.scale_max=1.15: must be >= scale_min (1.2)",
+        ),
+        ({**SIMCLR, "augment": {"flip_p": 2}}, "e.augment.flip_p=2.0: must be in [0, 1]"),
+        ({**SIMCLR, "augment": {"degres": 2}}, "e.augment.degres: unknown key"),
+    ],
+)
+def test_simclr_sections_are_checked_across_keys(exp, expected):
+    with pytest.raises(ConfigError) as e:
+        experiment_config(params(**exp), "e")
+    assert expected in str(e.value)

@@ -44,6 +44,14 @@ PARAMS = {
             "sampler": {"classes_per_batch": 8},
             "train": {"epochs": 1},
         },
+        "ssl": {
+            "task": "simclr",
+            "dataset": "digits",
+            "model": {"name": "convnet", "embedding_dim": 16, "width": 8, "projection_dim": 8},
+            "loss": {"name": "ntxent"},
+            "sampler": {"name": "random", "batch_size": 128},
+            "train": {"epochs": 1},
+        },
     },
 }
 
@@ -105,10 +113,13 @@ def test_repro_writes_every_contract_output(repo):
             "roc_auc",
             "knn_accuracy",
             "ncm_accuracy",
+            "linear_probe_accuracy",
         } <= set(m)
         assert 0 < m["map"] <= 1 and m["map"] == m["aupr"]
         for fig in ("pr", "roc", "distances", "embedding_map", "retrieval_grid"):
             assert (repo / f"reports/eval/{exp}/figures/{fig}.png").stat().st_size > 5000
+    # simclr saves the encoder alone: 16-d embeddings, not the projection head's 8
+    assert np.load(repo / "data/embeddings/ssl.npz")["embeddings"].shape == (1797, 16)
     m = json.loads((repo / "reports/eval/bh_unseen/metrics.json").read_text())
     assert {"seen_map", "unseen_map"} <= set(m)
     summary = (repo / "reports/summary.md").read_text()

@@ -23,11 +23,11 @@ T = TypeVar("T")
 
 TASKS = ("metric", "simclr", "stereo", "sbir")
 #: the tasks whose training loop is implemented in this version
-IMPLEMENTED_TASKS = ("metric",)
+IMPLEMENTED_TASKS = ("metric", "simclr")
 SHALLOW_MODELS = ("raw", "mahalanobis", "lda")
 DEEP_MODELS = ("convnet", "resnet18")
-LOSSES = ("contrastive", "triplet", "batch_hard", "npairs", "snn", "supcon")
-SAMPLERS = ("pk", "pairs", "triplets")
+LOSSES = ("contrastive", "triplet", "batch_hard", "npairs", "snn", "supcon", "ntxent")
+SAMPLERS = ("pk", "pairs", "triplets", "random")
 
 
 class ConfigError(ValueError):
@@ -47,10 +47,12 @@ class ModelConfig:
     width: int = 32  # channels of the first convnet stage; doubled at each downsampling
     shrinkage: float = 0.1  # mahalanobis: ridge added to the covariance, x trace/d (val-tuned)
     covariance: str = "within"  # mahalanobis: within-class (pooled) | total covariance
+    projection_dim: int = 0  # simclr: MLP head g on top of the embedding, dropped after training
 
     def __post_init__(self) -> None:
         _one_of("name", self.name, SHALLOW_MODELS + DEEP_MODELS)
         _at_least("embedding_dim", self.embedding_dim, 1)
+        _at_least("projection_dim", self.projection_dim, 0)
         _at_least("width", self.width, 1)
         _at_least("shrinkage", self.shrinkage, 0.0)
         _one_of("covariance", self.covariance, ("within", "total"))
@@ -62,11 +64,11 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class LossConfig:
-    name: str = "batch_hard"  # contrastive | triplet | batch_hard | npairs | snn | supcon
+    name: str = "batch_hard"  # contrastive | triplet | batch_hard | npairs | snn | supcon | ntxent
     margin: float = 0.2  # contrastive, triplet, batch_hard: the margin m (alpha)
     distance: str = "euclidean"  # euclidean | dot (dot product of normalised embeddings)
     soft: bool = False  # triplet, batch_hard: softplus(d_ap - d_an) instead of the hinge
-    temperature: float = 0.1  # snn, supcon
+    temperature: float = 0.1  # snn, supcon, ntxent
     l2_reg: float = 0.0  # npairs: weight of the embedding-norm penalty (Sohn 2016)
 
     def __post_init__(self) -> None:
@@ -79,10 +81,12 @@ class LossConfig:
 
 @dataclass(frozen=True)
 class SamplerConfig:
-    name: str = "pk"  # pk: P classes x K samples | pairs: balanced +/- pairs | triplets: random
+    # pk: P classes x K samples | pairs: balanced +/- pairs | triplets: random triplets |
+    # random: batch_size images drawn without replacement, labels unused (simclr)
+    name: str = "pk"
     classes_per_batch: int = 10  # P
     samples_per_class: int = 8  # K
-    batch_size: int = 128  # pairs / triplets per batch for the "pairs" and "triplets" samplers
+    batch_size: int = 128  # pairs / triplets / images per batch ("pairs", "triplets", "random")
     mining: str = "all"  # in-batch triplet mining on pk batches: all | hard | semihard
     steps_per_epoch: int | None = None  # default: one pass over the training set
 
@@ -124,6 +128,34 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
+class AugmentConfig:
+    """The random views of the simclr task (see :mod:`simlearn.augment`), drawn per sample."""
+
+    degrees: float = 15.0  # rotation, uniform in [-degrees, degrees]
+    translate: float = 0.15  # shift, uniform in [-t, t] of each side
+    scale_min: float = 0.85  # zoom, uniform in [scale_min, scale_max]
+    scale_max: float = 1.15
+    flip_p: float = 0.0  # horizontal flip probability (0 for digits: a flip changes the class)
+    brightness: float = 0.0  # additive shift, uniform in [-b, b]
+    contrast: float = 0.0  # contrast factor, uniform in [1 - c, 1 + c]
+
+    def __post_init__(self) -> None:
+        _at_least("degrees", self.degrees, 0.0)
+        if not 0.0 <= self.translate < 1.0:
+            raise ConfigError(f"translate={self.translate!r}: must be in [0, 1)")
+        _greater("scale_min", self.scale_min, 0.0)
+        if self.scale_max < self.scale_min:
+            raise ConfigError(
+                f"scale_max={self.scale_max!r}: must be >= scale_min ({self.scale_min!r})"
+            )
+        if not 0.0 <= self.flip_p <= 1.0:
+            raise ConfigError(f"flip_p={self.flip_p!r}: must be in [0, 1]")
+        _at_least("brightness", self.brightness, 0.0)
+        if not 0.0 <= self.contrast < 1.0:
+            raise ConfigError(f"contrast={self.contrast!r}: must be in [0, 1)")
+
+
+@dataclass(frozen=True)
 class EvalConfig:
     distance: str = "euclidean"  # euclidean | cosine, for retrieval and pair metrics
     ks: tuple[int, ...] = (1, 5, 10)  # P@K cut-offs
@@ -155,6 +187,7 @@ class ExperimentConfig:
     sampler: SamplerConfig = field(default_factory=SamplerConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)  # simclr only
 
     def __post_init__(self) -> None:
         _one_of("task", self.task, TASKS)
@@ -165,6 +198,29 @@ class ExperimentConfig:
             )
         if len(set(self.holdout_classes)) != len(self.holdout_classes):
             raise ConfigError(f"holdout_classes={list(self.holdout_classes)} has repeated classes")
+        if self.task == "simclr":
+            if self.model.shallow:
+                raise ConfigError(
+                    f"model.name={self.model.name!r}: task simclr trains a network; "
+                    f"allowed: {', '.join(DEEP_MODELS)}"
+                )
+            if self.loss.name != "ntxent":
+                raise ConfigError(f"loss.name={self.loss.name!r}: task simclr trains with ntxent")
+            if self.sampler.name != "random":
+                raise ConfigError(
+                    f"sampler.name={self.sampler.name!r}: task simclr draws random batches; "
+                    "set sampler.name to random"
+                )
+        elif self.model.projection_dim:
+            raise ConfigError(
+                f"model.projection_dim={self.model.projection_dim}: only task simclr has a "
+                "projection head"
+            )
+        elif self.loss.name == "ntxent" or self.sampler.name == "random":
+            raise ConfigError(
+                f"loss.name={self.loss.name!r}, sampler.name={self.sampler.name!r}: ntxent and "
+                "the random sampler belong to task simclr (they ignore the labels)"
+            )
 
 
 # ----------------------------------------------------------------------------- loading

@@ -49,3 +49,28 @@ def test_random_triplets_are_valid():
     # every other member of the anchor's class can be the positive (uniform choice)
     c0 = np.flatnonzero(LABELS == 0)
     assert set(p[np.isin(a, c0)]) <= set(c0)
+
+
+def test_random_batches_cover_the_data_once_per_pass_and_are_deterministic():
+    from simlearn.data.samplers import RandomBatchSampler
+
+    s = RandomBatchSampler(10, 4, seed=3)
+    batches = list(s.epoch(0))
+    assert len(batches) == 2  # 10 // 4, the partial batch dropped
+    rows = np.concatenate([b for b, _ in batches])
+    assert len(set(rows.tolist())) == 8 and rows.max() < 10  # distinct within the pass
+    again = list(s.epoch(0))
+    assert all(
+        np.array_equal(a[0], b[0]) and a[1] == b[1] for a, b in zip(batches, again, strict=True)
+    )
+    assert not np.array_equal(np.concatenate([b for b, _ in s.epoch(1)]), rows)
+    assert len({seed for _, seed in batches}) == 2  # each batch its own view seed
+    # more steps than one pass: a new permutation once the data run out, batches stay distinct
+    long = list(RandomBatchSampler(10, 4, seed=3, steps_per_epoch=5).epoch(0))
+    assert len(long) == 5 and all(len(set(b.tolist())) == 4 for b, _ in long)
+    # two ranks draw different shares of the same size
+    r0 = [b for b, _ in RandomBatchSampler(100, 10, seed=0).epoch(0, 0, 2)]
+    r1 = [b for b, _ in RandomBatchSampler(100, 10, seed=0).epoch(0, 1, 2)]
+    assert len(r0) == len(r1) == 5 and not np.array_equal(r0[0], r1[0])
+    with pytest.raises(ValueError, match="at least 2 samples"):
+        RandomBatchSampler(1, 4)

@@ -129,3 +129,31 @@ class TripletSampler(_ByClass):
                 other = self.classes[self.classes != c]
                 n[t] = rng.choice(self.members[rng.choice(other)])
             yield a, p, n
+
+
+class RandomBatchSampler:
+    """Batches of ``batch_size`` distinct samples, labels unused (self-supervised training).
+
+    Each rank shuffles with its own generator and takes ``steps_per_epoch // world_size`` batches
+    (default: one pass over the data, the last partial batch dropped). Every batch also carries a
+    seed for its random views, so those too are fixed by (seed, epoch, rank)."""
+
+    def __init__(
+        self, n: int, batch_size: int, seed: int = 0, steps_per_epoch: int | None = None
+    ) -> None:
+        if n < 2:
+            raise ValueError(f"random batches need at least 2 samples, got {n}")
+        self.n, self.seed = n, seed
+        self.batch_size = min(batch_size, n)
+        self.steps_per_epoch = steps_per_epoch or max(1, n // self.batch_size)
+
+    def epoch(
+        self, epoch: int, rank: int = 0, world_size: int = 1
+    ) -> Iterator[tuple[np.ndarray, int]]:
+        rng = _rng(self.seed, epoch, rank)
+        order, start = rng.permutation(self.n), 0
+        for _ in range(_steps(self.steps_per_epoch, world_size)):
+            if start + self.batch_size > self.n:  # a new pass over the data
+                order, start = rng.permutation(self.n), 0
+            yield order[start : start + self.batch_size], int(rng.integers(2**62))
+            start += self.batch_size

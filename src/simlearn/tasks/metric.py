@@ -120,6 +120,11 @@ class MetricTask:
             self.sampler = TripletSampler(train_labels, s.batch_size, cfg.seed, s.steps_per_epoch)
         self.criterion = _build_loss(cfg)
 
+    @property
+    def embedder(self) -> nn.Module:
+        """The model that is saved and evaluated (here, the trained one itself)."""
+        return self.model
+
     # -- data -------------------------------------------------------------------------------
 
     def _tensors(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
