@@ -18,6 +18,7 @@ engine does the rest:
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import random
@@ -187,6 +188,8 @@ def fit(
     history: list[dict[str, float]] = []
     start_epoch, resumed = 0, None
     state = load_checkpoint(ckpt_path)
+    # a checkpoint of another architecture is never loaded, whatever fingerprint was passed
+    fingerprint = f"{fingerprint}|{_architecture(model)}"
     if state is not None and state.get("fingerprint") == fingerprint:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
@@ -258,6 +261,12 @@ def fit(
             dist.barrier()
     model.eval()
     return FitResult(history, str(device), info.world_size, resumed)
+
+
+def _architecture(model: nn.Module) -> str:
+    """A short hash of the model's parameter and buffer names and shapes."""
+    shapes = sorted((k, tuple(v.shape)) for k, v in model.state_dict().items())
+    return hashlib.sha256(repr(shapes).encode()).hexdigest()[:16]
 
 
 def _count(it: Iterable[Any]) -> int:

@@ -113,6 +113,37 @@ def test_checkpoint_with_other_fingerprint_is_not_resumed(tmp_path):
     assert res.resumed_from_epoch is None and len(res.history) == 2
 
 
+def test_checkpoint_of_another_architecture_is_not_resumed(tmp_path):
+    sys.path.insert(0, str(HERE))
+    from toy import ToyTask
+
+    cfg = TrainConfig(epochs=2, lr=0.05, device="cpu")
+    fit(ToyTask(), cfg, seed=0, checkpoint_dir=tmp_path, progress=False)
+    wider = ToyTask()
+    wider.model = torch.nn.Sequential(
+        torch.nn.Linear(4, 16), torch.nn.Tanh(), torch.nn.Linear(16, 1)
+    )
+    res = fit(wider, cfg, seed=0, checkpoint_dir=tmp_path, progress=False)  # no load error
+    assert res.resumed_from_epoch is None and len(res.history) == 2
+    # the same architecture and fingerprint does resume
+    again = fit(
+        ToyTask(),
+        TrainConfig(epochs=3, lr=0.05, device="cpu"),
+        seed=0,
+        checkpoint_dir=tmp_path / "b",
+        progress=False,
+    )
+    assert again.resumed_from_epoch is None
+    more = fit(
+        ToyTask(),
+        TrainConfig(epochs=4, lr=0.05, device="cpu"),
+        seed=0,
+        checkpoint_dir=tmp_path / "b",
+        progress=False,
+    )
+    assert more.resumed_from_epoch == 3 and len(more.history) == 4
+
+
 def test_device_choice():
     assert pick_device("cpu").type == "cpu"
     expected = "cuda" if torch.cuda.is_available() else None
