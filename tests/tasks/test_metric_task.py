@@ -3,16 +3,7 @@ import pytest
 import torch
 
 from simlearn.config import experiment_config
-from simlearn.data.image_dataset import load_image_dataset
-from simlearn.data.sources import DatasetConfig, build_dataset
 from simlearn.tasks.metric import MetricTask, fit_baseline
-
-
-@pytest.fixture(scope="module")
-def digits(tmp_path_factory):
-    out = tmp_path_factory.mktemp("data") / "digits"
-    build_dataset("digits", DatasetConfig(source="digits", test_fraction=0.3), out)
-    return load_image_dataset(out)
 
 
 def cfg_for(**exp):
@@ -106,15 +97,22 @@ def test_seeded_training_with_mined_triplets_is_reproducible(digits, tmp_path):
     backward accumulation order varies between runs and seeded CPU runs drift apart."""
     from simlearn.engine import fit
 
-    cfg = cfg_for(model={"name": "convnet", "embedding_dim": 16, "width": 8},
-                  loss={"name": "triplet", "soft": True}, sampler={"mining": "all"},
-                  train={"epochs": 3})
+    cfg = cfg_for(
+        model={"name": "convnet", "embedding_dim": 16, "width": 8},
+        loss={"name": "triplet", "soft": True},
+        sampler={"mining": "all"},
+        train={"epochs": 3},
+    )
     runs = []
     for i in range(2):
         task = MetricTask(cfg, digits)
         task.validate = lambda model, device: {}
         res = fit(task, cfg.train, seed=cfg.seed, checkpoint_dir=tmp_path / str(i), progress=False)
-        runs.append(([r["loss"] for r in res.history],
-                     [p.detach().clone() for p in task.model.parameters()]))
+        runs.append(
+            (
+                [r["loss"] for r in res.history],
+                [p.detach().clone() for p in task.model.parameters()],
+            )
+        )
     assert runs[0][0] == runs[1][0]
     assert all(torch.equal(a, b) for a, b in zip(runs[0][1], runs[1][1], strict=True))

@@ -3,19 +3,10 @@ import pytest
 import torch
 
 from simlearn.config import experiment_config
-from simlearn.data.image_dataset import load_image_dataset
-from simlearn.data.sources import DatasetConfig, build_dataset
 from simlearn.engine import fit
 from simlearn.evaluation import retrieval_metrics
 from simlearn.models import Embedder, embed_images, load_model, save_model
 from simlearn.tasks.simclr import ProjectionHead, SimCLRTask
-
-
-@pytest.fixture(scope="module")
-def digits(tmp_path_factory):
-    out = tmp_path_factory.mktemp("data") / "digits"
-    build_dataset("digits", DatasetConfig(source="digits", test_fraction=0.3), out)
-    return load_image_dataset(out)
 
 
 def cfg_for(**exp):
