@@ -50,7 +50,8 @@ def main() -> None:
     print(f"convnet width {args.width}, 28x28x1, batch 10x16, {args.n} samples/epoch")
     for amp in (False, True):
         section = {
-            "task": "metric", "dataset": "fake",
+            "task": "metric",
+            "dataset": "fake",
             "model": {"name": "convnet", "embedding_dim": 64, "width": args.width},
             "loss": {"name": "batch_hard"},
             "sampler": {"classes_per_batch": 10, "samples_per_class": 16},
@@ -63,8 +64,10 @@ def main() -> None:
             res = fit(task, cfg.train, seed=0, checkpoint_dir=tmp, progress=False)
         # the first epoch includes warm-up (allocator, kernels); report the later ones
         rates = [r["samples_per_s"] for r in res.history[1:]] or [res.history[0]["samples_per_s"]]
-        print(f"device={res.device:8s} amp={'bf16' if amp else 'off ':4s} "
-              f"samples/s={np.mean(rates):10.0f}  (epochs after the first: {np.round(rates, 0)})")
+        print(
+            f"device={res.device:8s} amp={'bf16' if amp else 'off ':4s} "
+            f"samples/s={np.mean(rates):10.0f}  (epochs after the first: {np.round(rates, 0)})"
+        )
 
 
 if __name__ == "__main__":

@@ -134,6 +134,26 @@ def init_distributed(device_name: str = "auto") -> DistInfo:
     return info
 
 
+def gather_across_ranks(t: torch.Tensor) -> torch.Tensor:
+    """``t`` (B, ...) of every rank, concatenated in rank order; the identity outside a
+    distributed run. Every rank must pass the same shape.
+
+    Gradients flow back to each rank's own slice. With every rank computing the same loss on the
+    gathered batch, the gather's backward sums W equal copies and DDP divides by W, so the update
+    is exactly that of one process with the whole global batch (batch norm aside: it still sees
+    each rank's share). Batch losses then see every rank's samples as negatives, as SimCLR does.
+    """
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return t
+    if t.requires_grad:
+        from torch.distributed.nn.functional import all_gather
+
+        return torch.cat(all_gather(t))
+    parts = [torch.empty_like(t) for _ in range(dist.get_world_size())]
+    dist.all_gather(parts, t.contiguous())
+    return torch.cat(parts)
+
+
 # ----------------------------------------------------------------------------- checkpoints
 
 

@@ -176,3 +176,26 @@ def test_torchrun_two_gloo_processes(tmp_path):
     # each rank ran half of the 8 steps of 32 samples; samples are counted globally
     assert r0["history"][0]["samples"] == 8 * 32
     assert (tmp_path / "ckpt" / CHECKPOINT).exists()
+
+
+@pytest.mark.slow
+def test_batch_losses_over_gathered_ranks_match_one_process(tmp_path):
+    """2 gloo ranks, each with half the batch: NT-Xent and SupCon over the gathered embeddings,
+    after DDP's averaging, give the loss and gradient of one process with the whole batch."""
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        str(HERE / "gather_check.py"),
+        str(tmp_path / "g.json"),
+    ]
+    subprocess.run(cmd, env={**ENV, "OMP_NUM_THREADS": "1"}, check=True, timeout=300)
+    for rank in (0, 1):
+        res = json.loads((tmp_path / f"g.json.rank{rank}").read_text())
+        assert res["world_size"] == 2
+        for loss in ("ntxent", "supcon"):
+            assert res[loss]["grad_norm"] > 1e-3  # a real gradient, not zeros on both sides
+            assert res[loss]["loss_diff"] < 1e-6
+            assert res[loss]["grad_diff"] < 1e-6 * max(1.0, res[loss]["grad_norm"])

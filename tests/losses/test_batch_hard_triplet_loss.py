@@ -14,8 +14,9 @@ def _bf_distance(x: torch.Tensor, y: torch.Tensor, name: str) -> torch.Tensor:
     return sum(x[k] * y[k] for k in range(len(x))) / (x.norm() * y.norm())
 
 
-def _bf_loss(emb: torch.Tensor, labels: list[int], margin: float, name: str,
-             soft: bool) -> torch.Tensor:
+def _bf_loss(
+    emb: torch.Tensor, labels: list[int], margin: float, name: str, soft: bool
+) -> torch.Tensor:
     closer = (lambda u, v: u > v) if name == "dot" else (lambda u, v: u < v)
     terms = []
     for i in range(len(labels)):
@@ -38,16 +39,16 @@ def _bf_loss(emb: torch.Tensor, labels: list[int], margin: float, name: str,
 
 # class 3 is a singleton: that anchor has no positive and is skipped
 LABELS = [0, 1, 0, 2, 1, 0, 2, 3, 1]
-CASES = [(name, soft) for name in ("euclidean", "squared_euclidean", "dot")
-         for soft in (False, True)]
+CASES = [
+    (name, soft) for name in ("euclidean", "squared_euclidean", "dot") for soft in (False, True)
+]
 
 
 @pytest.mark.parametrize(("distance", "soft"), CASES)
 def test_value_and_gradient_match_loop(distance: str, soft: bool) -> None:
     g = torch.Generator().manual_seed(0)
     emb = torch.randn(len(LABELS), 3, generator=g, dtype=torch.float64, requires_grad=True)
-    got = BatchHardTripletLoss(margin=0.3, distance=distance, soft=soft)(
-        emb, torch.tensor(LABELS))
+    got = BatchHardTripletLoss(margin=0.3, distance=distance, soft=soft)(emb, torch.tensor(LABELS))
     want = _bf_loss(emb, LABELS, 0.3, distance, soft)
     torch.testing.assert_close(got, want)
     (g_got,) = torch.autograd.grad(got, emb)
@@ -75,13 +76,18 @@ def test_matches_pytorch_metric_learning(distance: str, soft: bool) -> None:
     labels = torch.tensor([0, 1, 2, 3] * 4 + [4])
     emb = torch.randn(len(labels), 5, generator=g, dtype=torch.float64, requires_grad=True)
     triplets = pml_miners.BatchHardMiner(distance=dist)(emb, labels)
-    pml = pml_losses.TripletMarginLoss(margin=0.0 if soft else 0.2, smooth_loss=soft,
-                                       distance=dist, reducer=pml_reducers.MeanReducer())
+    pml = pml_losses.TripletMarginLoss(
+        margin=0.0 if soft else 0.2,
+        smooth_loss=soft,
+        distance=dist,
+        reducer=pml_reducers.MeanReducer(),
+    )
     theirs = pml(emb, labels, indices_tuple=triplets)
     ours = BatchHardTripletLoss(margin=0.2, distance=distance, soft=soft)(emb, labels)
     torch.testing.assert_close(ours, theirs)
-    torch.testing.assert_close(torch.autograd.grad(ours, emb)[0],
-                               torch.autograd.grad(theirs, emb)[0])
+    torch.testing.assert_close(
+        torch.autograd.grad(ours, emb)[0], torch.autograd.grad(theirs, emb)[0]
+    )
 
 
 def test_worked_example() -> None:
@@ -103,11 +109,17 @@ def test_no_valid_anchor_gives_a_connected_zero(labels: list[int]) -> None:
 
 
 def test_param_validation() -> None:
-    with pytest.raises(ValueError, match=r"margin=-1 is not allowed; expected a finite "
-                                         r"number >= 0"):
+    with pytest.raises(
+        ValueError,
+        match=r"margin=-1 is not allowed; expected a finite "
+        r"number >= 0",
+    ):
         BatchHardTripletLoss(margin=-1)
-    with pytest.raises(ValueError, match=r"distance='cos' is not supported; allowed: "
-                                         r"'euclidean', 'squared_euclidean', 'dot'"):
+    with pytest.raises(
+        ValueError,
+        match=r"distance='cos' is not supported; allowed: "
+        r"'euclidean', 'squared_euclidean', 'dot'",
+    ):
         BatchHardTripletLoss(distance="cos")
     with pytest.raises(ValueError, match=r"soft=1 is not allowed; expected True or False"):
         BatchHardTripletLoss(soft=1)

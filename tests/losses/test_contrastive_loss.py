@@ -6,8 +6,9 @@ import torch
 from simlearn.losses import ContrastiveLoss
 
 
-def _bf_loss(a: torch.Tensor, b: torch.Tensor, same: torch.Tensor, margin: float,
-             squared: bool) -> torch.Tensor:
+def _bf_loss(
+    a: torch.Tensor, b: torch.Tensor, same: torch.Tensor, margin: float, squared: bool
+) -> torch.Tensor:
     total = 0.0
     for k in range(a.shape[0]):
         d2 = sum((a[k, c] - b[k, c]) ** 2 for c in range(a.shape[1]))
@@ -27,8 +28,9 @@ def _inputs(seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     return a, b, same
 
 
-@pytest.mark.parametrize(("distance", "margin"), [("euclidean", 1.0), ("euclidean", 2.5),
-                                                  ("squared_euclidean", 4.0)])
+@pytest.mark.parametrize(
+    ("distance", "margin"), [("euclidean", 1.0), ("euclidean", 2.5), ("squared_euclidean", 4.0)]
+)
 def test_value_and_gradient_match_loop(distance: str, margin: float) -> None:
     a, b, same = _inputs(0)
     got = ContrastiveLoss(margin=margin, distance=distance)(a, b, same)
@@ -60,14 +62,17 @@ def test_positive_term_matches_pytorch_metric_learning() -> None:
     b = torch.randn(6, 4, generator=g, dtype=torch.float64, requires_grad=True)
     ours = ContrastiveLoss(margin=1.0)(a, b, torch.ones(6, dtype=torch.bool))
     pml = pml_losses.ContrastiveLoss(
-        pos_margin=0.0, neg_margin=1.0,
-        distance=pml_distances.LpDistance(normalize_embeddings=False, p=2, power=2))
+        pos_margin=0.0,
+        neg_margin=1.0,
+        distance=pml_distances.LpDistance(normalize_embeddings=False, p=2, power=2),
+    )
     idx = torch.arange(6)
     none = torch.empty(0, dtype=torch.long)
     theirs = pml(torch.cat([a, b]), indices_tuple=(idx, idx + 6, none, none))
     torch.testing.assert_close(ours, theirs)
-    for x, y in zip(torch.autograd.grad(ours, (a, b)), torch.autograd.grad(theirs, (a, b)),
-                    strict=True):
+    for x, y in zip(
+        torch.autograd.grad(ours, (a, b)), torch.autograd.grad(theirs, (a, b)), strict=True
+    ):
         torch.testing.assert_close(x, y)
 
 
@@ -78,11 +83,17 @@ def test_no_pairs_gives_a_connected_zero() -> None:
 
 
 def test_param_validation() -> None:
-    with pytest.raises(ValueError, match=r"margin=-0\.5 is not allowed; expected a finite "
-                                         r"number >= 0"):
+    with pytest.raises(
+        ValueError,
+        match=r"margin=-0\.5 is not allowed; expected a finite "
+        r"number >= 0",
+    ):
         ContrastiveLoss(margin=-0.5)
-    with pytest.raises(ValueError, match=r"distance='dot' is not supported; allowed: "
-                                         r"'euclidean', 'squared_euclidean'"):
+    with pytest.raises(
+        ValueError,
+        match=r"distance='dot' is not supported; allowed: "
+        r"'euclidean', 'squared_euclidean'",
+    ):
         ContrastiveLoss(distance="dot")
     loss = ContrastiveLoss()
     with pytest.raises(ValueError, match=r"a, b must have the same shape"):

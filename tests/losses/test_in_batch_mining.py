@@ -17,8 +17,9 @@ def _bf_distance(x: torch.Tensor, y: torch.Tensor, name: str) -> float:
     return (sum(x[k] * y[k] for k in range(len(x))) / (x.norm() * y.norm())).item()
 
 
-def _bf_triplets(emb: torch.Tensor, labels: list[int], strategy: str, margin: float,
-                 name: str) -> list[tuple[int, int, int]]:
+def _bf_triplets(
+    emb: torch.Tensor, labels: list[int], strategy: str, margin: float, name: str
+) -> list[tuple[int, int, int]]:
     out = []
     for a, p, n in itertools.product(range(len(labels)), repeat=3):
         if a == p or labels[a] != labels[p] or labels[n] == labels[a]:
@@ -28,15 +29,19 @@ def _bf_triplets(emb: torch.Tensor, labels: list[int], strategy: str, margin: fl
             hard, semihard = an > ap, ap > an > ap - margin
         else:
             hard, semihard = an < ap, ap < an < ap + margin
-        if strategy == "all" or (strategy == "hard" and hard) or (
-                strategy == "semihard" and semihard):
+        if (
+            strategy == "all"
+            or (strategy == "hard" and hard)
+            or (strategy == "semihard" and semihard)
+        ):
             out.append((a, p, n))
     return out
 
 
 LABELS = [0, 1, 0, 2, 1, 0, 2, 3, 1, 0]
-CASES = [(s, d) for s in ("all", "hard", "semihard")
-         for d in ("euclidean", "squared_euclidean", "dot")]
+CASES = [
+    (s, d) for s in ("all", "hard", "semihard") for d in ("euclidean", "squared_euclidean", "dot")
+]
 
 
 def _emb(seed: int, n: int = len(LABELS)) -> torch.Tensor:
@@ -70,8 +75,7 @@ def test_strategies_nest_and_margin_zero_empties_semihard() -> None:
     emb, labels = _emb(2), torch.tensor(LABELS)
     every = set(zip(*(t.tolist() for t in mine_triplets(emb, labels, "all")), strict=True))
     hard = set(zip(*(t.tolist() for t in mine_triplets(emb, labels, "hard")), strict=True))
-    semi = set(zip(*(t.tolist() for t in mine_triplets(emb, labels, "semihard", 1.0)),
-                   strict=True))
+    semi = set(zip(*(t.tolist() for t in mine_triplets(emb, labels, "semihard", 1.0)), strict=True))
     assert hard <= every and semi <= every and not hard & semi
     # 4 classes of sizes 4, 3, 2, 1: sum over anchors of (class size - 1) * (10 - class size)
     assert len(every) == 4 * 3 * 6 + 3 * 2 * 7 + 2 * 1 * 8 + 0
@@ -86,11 +90,12 @@ def test_agrees_with_pytorch_metric_learning_miner(strategy: str) -> None:
     pml_distances = pytest.importorskip("pytorch_metric_learning.distances")
     emb, labels = _emb(3), torch.tensor(LABELS)
     miner = pml_miners.TripletMarginMiner(
-        margin=1.0, type_of_triplets=strategy,
-        distance=pml_distances.LpDistance(normalize_embeddings=False))
+        margin=1.0,
+        type_of_triplets=strategy,
+        distance=pml_distances.LpDistance(normalize_embeddings=False),
+    )
     theirs = set(zip(*(t.tolist() for t in miner(emb, labels)), strict=True))
-    ours = set(zip(*(t.tolist() for t in mine_triplets(emb, labels, strategy, 1.0)),
-                   strict=True))
+    ours = set(zip(*(t.tolist() for t in mine_triplets(emb, labels, strategy, 1.0)), strict=True))
     assert ours == theirs and ours
 
 
@@ -119,11 +124,17 @@ def test_all_pairs_match_enumeration_and_feed_contrastive() -> None:
 
 def test_param_validation() -> None:
     emb, labels = _emb(6), torch.tensor(LABELS)
-    with pytest.raises(ValueError, match=r"strategy='easy' is not supported; allowed: 'all', "
-                                         r"'hard', 'semihard'"):
+    with pytest.raises(
+        ValueError,
+        match=r"strategy='easy' is not supported; allowed: 'all', "
+        r"'hard', 'semihard'",
+    ):
         mine_triplets(emb, labels, "easy")
-    with pytest.raises(ValueError, match=r"margin=-0\.2 is not allowed; expected a finite "
-                                         r"number >= 0"):
+    with pytest.raises(
+        ValueError,
+        match=r"margin=-0\.2 is not allowed; expected a finite "
+        r"number >= 0",
+    ):
         mine_triplets(emb, labels, "semihard", margin=-0.2)
     with pytest.raises(ValueError, match=r"distance='manhattan' is not supported"):
         mine_triplets(emb, labels, "hard", distance="manhattan")

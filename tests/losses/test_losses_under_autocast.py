@@ -31,16 +31,23 @@ CASES: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
 
 DEVICES = [
     pytest.param("cpu", torch.bfloat16, id="cpu-bf16"),
-    pytest.param("cuda", torch.float16, id="cuda-fp16", marks=[
-        pytest.mark.gpu,
-        pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]),
+    pytest.param(
+        "cuda",
+        torch.float16,
+        id="cuda-fp16",
+        marks=[
+            pytest.mark.gpu,
+            pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device"),
+        ],
+    ),
 ]
 
 
 @pytest.mark.parametrize(("device", "dtype"), DEVICES)
 @pytest.mark.parametrize("name", sorted(CASES))
-def test_half_inputs_give_float32_loss_close_to_float64(name: str, device: str,
-                                                        dtype: torch.dtype) -> None:
+def test_half_inputs_give_float32_loss_close_to_float64(
+    name: str, device: str, dtype: torch.dtype
+) -> None:
     g = torch.Generator().manual_seed(0)
     emb = torch.randn(16, 32, generator=g).to(dtype)  # what an autocast model hands the loss
     want = CASES[name](emb.double())  # same rounded inputs, float64 arithmetic

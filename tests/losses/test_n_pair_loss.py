@@ -33,8 +33,9 @@ def test_value_and_gradient_match_loop(l2_reg: float) -> None:
     got = NPairLoss(l2_reg=l2_reg)(f, f_pos)
     want = _bf_loss(f, f_pos, l2_reg)
     torch.testing.assert_close(got, want)
-    for x, y in zip(torch.autograd.grad(got, (f, f_pos)), torch.autograd.grad(want, (f, f_pos)),
-                    strict=True):
+    for x, y in zip(
+        torch.autograd.grad(got, (f, f_pos)), torch.autograd.grad(want, (f, f_pos)), strict=True
+    ):
         torch.testing.assert_close(x, y)
 
 
@@ -48,12 +49,14 @@ def test_matches_pytorch_metric_learning() -> None:
     f = torch.randn(5, 3, generator=g, dtype=torch.float64, requires_grad=True)
     f_pos = torch.randn(5, 3, generator=g, dtype=torch.float64, requires_grad=True)
     pml = pml_losses.NPairsLoss(
-        distance=pml_distances.DotProductSimilarity(normalize_embeddings=False))
+        distance=pml_distances.DotProductSimilarity(normalize_embeddings=False)
+    )
     theirs = pml(torch.cat([f, f_pos]), torch.arange(5).repeat(2))
     ours = NPairLoss()(f, f_pos)
     torch.testing.assert_close(ours, theirs)
-    for x, y in zip(torch.autograd.grad(ours, (f, f_pos)),
-                    torch.autograd.grad(theirs, (f, f_pos)), strict=True):
+    for x, y in zip(
+        torch.autograd.grad(ours, (f, f_pos)), torch.autograd.grad(theirs, (f, f_pos)), strict=True
+    ):
         torch.testing.assert_close(x, y)
 
 
@@ -68,8 +71,11 @@ def test_worked_example() -> None:
 
 
 def test_param_validation() -> None:
-    with pytest.raises(ValueError, match=r"l2_reg=-0\.01 is not allowed; expected a finite "
-                                         r"number >= 0"):
+    with pytest.raises(
+        ValueError,
+        match=r"l2_reg=-0\.01 is not allowed; expected a finite "
+        r"number >= 0",
+    ):
         NPairLoss(l2_reg=-0.01)
     with pytest.raises(ValueError, match=r"l2_reg=nan is not allowed"):
         NPairLoss(l2_reg=float("nan"))

@@ -31,8 +31,9 @@ def test_value_and_gradient_match_loop(temperature: float) -> None:
     got = NTXentLoss(temperature=temperature)(z1, z2)
     want = _bf_loss(z1, z2, temperature)
     torch.testing.assert_close(got, want)
-    for x, y in zip(torch.autograd.grad(got, (z1, z2)), torch.autograd.grad(want, (z1, z2)),
-                    strict=True):
+    for x, y in zip(
+        torch.autograd.grad(got, (z1, z2)), torch.autograd.grad(want, (z1, z2)), strict=True
+    ):
         torch.testing.assert_close(x, y)
 
 
@@ -47,8 +48,9 @@ def test_matches_pytorch_metric_learning() -> None:
     ours = NTXentLoss(temperature=0.5)(z1, z2)
     theirs = pml_losses.NTXentLoss(temperature=0.5)(torch.cat([z1, z2]), torch.arange(6).repeat(2))
     torch.testing.assert_close(ours, theirs)
-    for x, y in zip(torch.autograd.grad(ours, (z1, z2)), torch.autograd.grad(theirs, (z1, z2)),
-                    strict=True):
+    for x, y in zip(
+        torch.autograd.grad(ours, (z1, z2)), torch.autograd.grad(theirs, (z1, z2)), strict=True
+    ):
         torch.testing.assert_close(x, y)
 
 
@@ -65,8 +67,11 @@ def test_worked_examples() -> None:
 
 
 def test_param_validation() -> None:
-    with pytest.raises(ValueError, match=r"temperature=-0\.5 is not allowed; expected a finite "
-                                         r"number > 0"):
+    with pytest.raises(
+        ValueError,
+        match=r"temperature=-0\.5 is not allowed; expected a finite "
+        r"number > 0",
+    ):
         NTXentLoss(temperature=-0.5)
     with pytest.raises(ValueError, match=r"z1, z2 must have the same shape"):
         NTXentLoss()(torch.zeros(3, 2), torch.zeros(3, 4))

@@ -43,8 +43,9 @@ def test_dot_is_cosine_similarity_and_scale_invariant() -> None:
     y = torch.tensor([[0.0, 2.0], [-5.0, 0.0]], dtype=torch.float64)
     dot = Distance("dot")
     s = 2.0**-0.5
-    torch.testing.assert_close(dot.pairwise(x, y),
-                               torch.tensor([[0.0, -1.0], [s, -s]], dtype=torch.float64))
+    torch.testing.assert_close(
+        dot.pairwise(x, y), torch.tensor([[0.0, -1.0], [s, -s]], dtype=torch.float64)
+    )
     torch.testing.assert_close(dot.pairwise(7.0 * x, y), dot.pairwise(x, y))
 
 
@@ -83,8 +84,11 @@ def test_half_precision_is_computed_in_float32() -> None:
 
 
 def test_unknown_name_is_rejected_with_choices() -> None:
-    with pytest.raises(ValueError, match=r"distance='cosine' is not supported; allowed: "
-                                         r"'euclidean', 'squared_euclidean', 'dot'"):
+    with pytest.raises(
+        ValueError,
+        match=r"distance='cosine' is not supported; allowed: "
+        r"'euclidean', 'squared_euclidean', 'dot'",
+    ):
         Distance("cosine")
     with pytest.raises(ValueError, match=r"distance='dot'.*allowed: 'euclidean'$"):
         check_distance("dot", ("euclidean",))

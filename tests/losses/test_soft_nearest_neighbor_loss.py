@@ -15,8 +15,7 @@ def _bf_loss(x: torch.Tensor, labels: list[int], temperature: float) -> torch.Te
         for j in range(len(labels)):
             if j == i:
                 continue
-            w = torch.exp(-sum((x[i, k] - x[j, k]) ** 2 for k in range(x.shape[1]))
-                          / temperature)
+            w = torch.exp(-sum((x[i, k] - x[j, k]) ** 2 for k in range(x.shape[1])) / temperature)
             den = den + w
             if labels[j] == labels[i]:
                 num = num + w
@@ -66,8 +65,11 @@ def test_no_anchor_with_a_positive_gives_a_connected_zero() -> None:
 
 def test_param_validation() -> None:
     for bad in (0.0, -1.0):
-        with pytest.raises(ValueError, match=rf"temperature={bad!r} is not allowed; expected a "
-                                             r"finite number > 0"):
+        with pytest.raises(
+            ValueError,
+            match=rf"temperature={bad!r} is not allowed; expected a "
+            r"finite number > 0",
+        ):
             SoftNearestNeighborLoss(temperature=bad)
     with pytest.raises(ValueError, match=r"labels must have shape \(3,\)"):
         SoftNearestNeighborLoss()(torch.zeros(3, 2), torch.zeros(3, 1))

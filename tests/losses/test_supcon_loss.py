@@ -74,8 +74,11 @@ def test_scale_invariant_and_connected_zero_without_positives() -> None:
 
 
 def test_param_validation() -> None:
-    with pytest.raises(ValueError, match=r"temperature=0 is not allowed; expected a finite "
-                                         r"number > 0"):
+    with pytest.raises(
+        ValueError,
+        match=r"temperature=0 is not allowed; expected a finite "
+        r"number > 0",
+    ):
         SupConLoss(temperature=0)
     with pytest.raises(ValueError, match=r"emb must have shape \(N, D\)"):
         SupConLoss()(torch.zeros(4), torch.zeros(4))

@@ -16,8 +16,9 @@ def _bf_distance(x: torch.Tensor, y: torch.Tensor, name: str) -> torch.Tensor:
     return sum(x[k] * y[k] for k in range(len(x))) / (x.norm() * y.norm())
 
 
-def _bf_loss(a: torch.Tensor, p: torch.Tensor, n: torch.Tensor, margin: float, name: str,
-             soft: bool) -> torch.Tensor:
+def _bf_loss(
+    a: torch.Tensor, p: torch.Tensor, n: torch.Tensor, margin: float, name: str, soft: bool
+) -> torch.Tensor:
     total = 0.0
     for t in range(a.shape[0]):
         ap, an = _bf_distance(a[t], p[t], name), _bf_distance(a[t], n[t], name)
@@ -31,12 +32,14 @@ def _bf_loss(a: torch.Tensor, p: torch.Tensor, n: torch.Tensor, margin: float, n
 
 def _inputs(seed: int, t: int = 9, d: int = 3) -> tuple[torch.Tensor, ...]:
     g = torch.Generator().manual_seed(seed)
-    return tuple(torch.randn(t, d, generator=g, dtype=torch.float64, requires_grad=True)
-                 for _ in range(3))
+    return tuple(
+        torch.randn(t, d, generator=g, dtype=torch.float64, requires_grad=True) for _ in range(3)
+    )
 
 
-CASES = [(name, soft) for name in ("euclidean", "squared_euclidean", "dot")
-         for soft in (False, True)]
+CASES = [
+    (name, soft) for name in ("euclidean", "squared_euclidean", "dot") for soft in (False, True)
+]
 
 
 @pytest.mark.parametrize(("distance", "soft"), CASES)
@@ -47,8 +50,9 @@ def test_value_and_gradient_match_loop(distance: str, soft: bool) -> None:
     want = _bf_loss(a, p, n, margin, distance, soft)
     assert 0.0 < want.item()  # the random triplets include violating ones
     torch.testing.assert_close(got, want)
-    for x, y in zip(torch.autograd.grad(got, (a, p, n)), torch.autograd.grad(want, (a, p, n)),
-                    strict=True):
+    for x, y in zip(
+        torch.autograd.grad(got, (a, p, n)), torch.autograd.grad(want, (a, p, n)), strict=True
+    ):
         torch.testing.assert_close(x, y)
 
 
@@ -67,14 +71,19 @@ def test_matches_pytorch_metric_learning(distance: str, soft: bool) -> None:
     else:
         power = 2 if distance == "squared_euclidean" else 1
         dist = pml_distances.LpDistance(normalize_embeddings=False, p=2, power=power)
-    pml = pml_losses.TripletMarginLoss(margin=0.0 if soft else margin, smooth_loss=soft,
-                                       distance=dist, reducer=pml_reducers.MeanReducer())
+    pml = pml_losses.TripletMarginLoss(
+        margin=0.0 if soft else margin,
+        smooth_loss=soft,
+        distance=dist,
+        reducer=pml_reducers.MeanReducer(),
+    )
     t = torch.arange(a.shape[0])
     theirs = pml(torch.cat([a, p, n]), indices_tuple=(t, t + len(t), t + 2 * len(t)))
     ours = TripletMarginLoss(margin=margin, distance=distance, soft=soft)(a, p, n)
     torch.testing.assert_close(ours, theirs)
-    for x, y in zip(torch.autograd.grad(ours, (a, p, n)), torch.autograd.grad(theirs, (a, p, n)),
-                    strict=True):
+    for x, y in zip(
+        torch.autograd.grad(ours, (a, p, n)), torch.autograd.grad(theirs, (a, p, n)), strict=True
+    ):
         torch.testing.assert_close(x, y)
 
 
@@ -83,8 +92,9 @@ def test_worked_example_and_margin_ignored_when_soft() -> None:
     p = torch.tensor([[1.0, 0.0], [2.0, 0.0]], dtype=torch.float64)  # d_ap = 1, 2
     n = torch.tensor([[0.0, 1.5], [0.0, 1.0]], dtype=torch.float64)  # d_an = 1.5, 1
     # hinge, alpha = 1: max(0, 1 - 1.5 + 1) = 0.5 and max(0, 2 - 1 + 1) = 2 -> mean 1.25
-    torch.testing.assert_close(TripletMarginLoss(margin=1.0)(a, p, n),
-                               torch.tensor(1.25, dtype=torch.float64))
+    torch.testing.assert_close(
+        TripletMarginLoss(margin=1.0)(a, p, n), torch.tensor(1.25, dtype=torch.float64)
+    )
     # soft: (log(1 + e^-0.5) + log(1 + e^1)) / 2, whatever the margin
     want = (math.log1p(math.exp(-0.5)) + math.log1p(math.exp(1.0))) / 2
     for margin in (0.0, 5.0):
@@ -109,11 +119,17 @@ def test_no_triplets_gives_a_connected_zero() -> None:
 
 
 def test_param_validation() -> None:
-    with pytest.raises(ValueError, match=r"margin=-0\.1 is not allowed; expected a finite "
-                                         r"number >= 0"):
+    with pytest.raises(
+        ValueError,
+        match=r"margin=-0\.1 is not allowed; expected a finite "
+        r"number >= 0",
+    ):
         TripletMarginLoss(margin=-0.1)
-    with pytest.raises(ValueError, match=r"distance='l1' is not supported; allowed: "
-                                         r"'euclidean', 'squared_euclidean', 'dot'"):
+    with pytest.raises(
+        ValueError,
+        match=r"distance='l1' is not supported; allowed: "
+        r"'euclidean', 'squared_euclidean', 'dot'",
+    ):
         TripletMarginLoss(distance="l1")
     with pytest.raises(ValueError, match=r"soft='yes' is not allowed; expected True or False"):
         TripletMarginLoss(soft="yes")

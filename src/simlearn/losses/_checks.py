@@ -47,5 +47,6 @@ def check_same_shape(names: tuple[str, ...], tensors: tuple[torch.Tensor, ...]) 
 def check_labels(labels: torch.Tensor, n: int) -> None:
     """Labels are a vector ``(N,)`` matching the ``N`` embeddings they annotate."""
     if labels.ndim != 1 or labels.shape[0] != n:
-        raise ValueError(f"labels must have shape ({n},) to match the embeddings; "
-                         f"got {tuple(labels.shape)}")
+        raise ValueError(
+            f"labels must have shape ({n},) to match the embeddings; got {tuple(labels.shape)}"
+        )

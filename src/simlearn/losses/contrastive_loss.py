@@ -46,8 +46,9 @@ class ContrastiveLoss(nn.Module):
         """
         check_same_shape(("a", "b"), (a, b))
         if same.shape != (a.shape[0],):
-            raise ValueError(f"same must have shape ({a.shape[0]},) to match a and b; "
-                             f"got {tuple(same.shape)}")
+            raise ValueError(
+                f"same must have shape ({a.shape[0]},) to match a and b; got {tuple(same.shape)}"
+            )
         if a.shape[0] == 0:
             # No pair (e.g. a batch of one): a zero that keeps the graph connected.
             return (a.sum() + b.sum()) * 0.0

@@ -73,8 +73,10 @@ class Distance:
         check_embeddings("x", x)
         check_embeddings("y", y)
         if x.shape[1] != y.shape[1]:
-            raise ValueError(f"x and y must have the same embedding size D; got x "
-                             f"{tuple(x.shape)} and y {tuple(y.shape)}")
+            raise ValueError(
+                f"x and y must have the same embedding size D; got x "
+                f"{tuple(x.shape)} and y {tuple(y.shape)}"
+            )
         x, y = full_precision(x), full_precision(y)
         with torch.autocast(device_type=x.device.type, enabled=False):
             if self.name == "dot":
@@ -93,8 +95,10 @@ class Distance:
         check_embeddings("x", x)
         check_embeddings("y", y)
         if x.shape != y.shape:
-            raise ValueError(f"x and y must have the same shape (N, D); got x {tuple(x.shape)} "
-                             f"and y {tuple(y.shape)}")
+            raise ValueError(
+                f"x and y must have the same shape (N, D); got x {tuple(x.shape)} "
+                f"and y {tuple(y.shape)}"
+            )
         x, y = full_precision(x), full_precision(y)
         with torch.autocast(device_type=x.device.type, enabled=False):
             if self.name == "dot":

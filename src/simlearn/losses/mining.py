@@ -26,9 +26,13 @@ _MAX_MASK_ENTRIES: Final[int] = 1 << 24
 
 
 @torch.no_grad()
-def mine_triplets(emb: torch.Tensor, labels: torch.Tensor, strategy: str = "all",
-                  margin: float = 0.2, distance: str = "euclidean",
-                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def mine_triplets(
+    emb: torch.Tensor,
+    labels: torch.Tensor,
+    strategy: str = "all",
+    margin: float = 0.2,
+    distance: str = "euclidean",
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Indices ``(a_idx, p_idx, n_idx)`` of the in-batch triplets that ``strategy`` keeps.
 
     A valid triplet has ``y_a = y_p``, ``a != p`` and ``y_n != y_a``. With ``d`` the distance
@@ -84,8 +88,7 @@ def mine_triplets(emb: torch.Tensor, labels: torch.Tensor, strategy: str = "all"
         idx = keep.nonzero()  # (T_c, 3), row-major: lexicographic in (a, p, n)
         idx[:, 0] += start
         found.append(idx)
-    triplets = torch.cat(found) if found else torch.empty(0, 3, dtype=torch.long,
-                                                           device=emb.device)
+    triplets = torch.cat(found) if found else torch.empty(0, 3, dtype=torch.long, device=emb.device)
     return triplets[:, 0], triplets[:, 1], triplets[:, 2]
 
 
@@ -102,6 +105,7 @@ def all_pairs(labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.T
     """
     if labels.ndim != 1:
         raise ValueError(f"labels must have shape (B,); got {tuple(labels.shape)}")
-    i, j = torch.triu_indices(labels.shape[0], labels.shape[0], offset=1,
-                              device=labels.device)  # (2, P) -> (P,), (P,)
+    i, j = torch.triu_indices(
+        labels.shape[0], labels.shape[0], offset=1, device=labels.device
+    )  # (2, P) -> (P,), (P,)
     return i, j, labels[i] == labels[j]

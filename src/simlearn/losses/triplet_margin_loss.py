@@ -17,8 +17,9 @@ class TripletObjective(nn.Module):
     loss: ``mean(max(0, v + margin))``, or ``mean(softplus(v))`` when ``soft``.
     """
 
-    def __init__(self, margin: float = 0.2, distance: str = "euclidean",
-                 soft: bool = False) -> None:
+    def __init__(
+        self, margin: float = 0.2, distance: str = "euclidean", soft: bool = False
+    ) -> None:
         super().__init__()
         self.margin = check_nonnegative("margin", margin)
         self.distance = Distance(distance)
@@ -62,8 +63,9 @@ class TripletMarginLoss(TripletObjective):
         soft: softplus instead of the hinge.
     """
 
-    def forward(self, anchor: torch.Tensor, positive: torch.Tensor,
-                negative: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, anchor: torch.Tensor, positive: torch.Tensor, negative: torch.Tensor
+    ) -> torch.Tensor:
         """Mean loss over triplets; ``anchor``, ``positive``, ``negative`` are each ``(T, D)``.
 
         ``T = 0`` (nothing mined) gives a zero that still has a ``grad_fn``.

@@ -20,6 +20,7 @@ from torch import nn
 from simlearn.config import ExperimentConfig, ModelConfig, to_dict
 from simlearn.data.image_dataset import ImageDataset
 from simlearn.data.samplers import PairSampler, PKSampler, TripletSampler
+from simlearn.engine import gather_across_ranks
 from simlearn.models import Embedder, build_encoder, embed_images, fit_shallow, to_input
 
 # which samplers each loss can train on
@@ -165,6 +166,13 @@ class MetricTask:
             return self.criterion(e[:t], e[t : 2 * t], e[2 * t :]), len(rows)
         x, y = self._inputs(batch, device)
         e = model(x).float()  # (P*K, D), class by class
+        if name == "npairs":  # rows pair up within one rank's batch; ranks may share classes
+            k = s.samples_per_class
+            e = e.view(-1, k, e.shape[-1])  # (P, K, D)
+            losses = [self.criterion(e[:, 2 * t], e[:, 2 * t + 1]) for t in range(k // 2)]
+            return torch.stack(losses).mean(), len(batch)
+        # under torchrun: mine and compare over every rank's batch (labels decide positives)
+        e, y = gather_across_ranks(e), gather_across_ranks(y)
         if name == "contrastive":
             from simlearn.losses import all_pairs
 
@@ -179,11 +187,6 @@ class MetricTask:
             if len(a) == 0:  # nothing to learn from this batch; a zero that keeps the graph
                 return e.sum() * 0.0, len(batch)
             return self.criterion(e[a], e[p], e[n]), len(batch)
-        if name == "npairs":
-            k = s.samples_per_class
-            e = e.view(-1, k, e.shape[-1])  # (P, K, D)
-            losses = [self.criterion(e[:, 2 * t], e[:, 2 * t + 1]) for t in range(k // 2)]
-            return torch.stack(losses).mean(), len(batch)
         return self.criterion(e, y), len(batch)  # batch_hard, snn, supcon
 
     # -- validation -------------------------------------------------------------------------

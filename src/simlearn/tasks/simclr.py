@@ -23,6 +23,7 @@ from simlearn.augment import random_view
 from simlearn.config import ExperimentConfig
 from simlearn.data.image_dataset import ImageDataset
 from simlearn.data.samplers import RandomBatchSampler
+from simlearn.engine import gather_across_ranks
 from simlearn.losses import NTXentLoss
 from simlearn.models import Embedder, build_encoder
 from simlearn.tasks.metric import channel_stats, check_holdout, model_spec, validation_figures
@@ -117,7 +118,9 @@ class SimCLRTask:
         rows, view_seed = batch
         v1, v2 = self.views(rows, view_seed, device)
         z = model(torch.cat([v1, v2])).float()  # one pass: BN sees both views together
-        return self.criterion(z[: len(rows)], z[len(rows) :]), len(rows)
+        # under torchrun every rank's views are negatives too: one global batch, as in the paper
+        z1, z2 = gather_across_ranks(z[: len(rows)]), gather_across_ranks(z[len(rows) :])
+        return self.criterion(z1, z2), len(rows)
 
     def validate(self, model: nn.Module, device: torch.device) -> dict[str, float]:
         return validation_figures(self.cfg, self.ds, model.embedder, device)
