@@ -46,6 +46,32 @@ def channel_stats(images: np.ndarray) -> tuple[list[float], list[float]]:
     return mean.tolist(), np.maximum(std, 1e-6).tolist()
 
 
+def new_embedder(
+    cfg: ExperimentConfig, ds: ImageDataset, train_idx: np.ndarray
+) -> tuple[Embedder, dict]:
+    """A freshly initialised network (its weights depend on ``cfg.seed`` alone) behind the input
+    normalisation of the training rows ``train_idx``; and its spec."""
+    mean, std = channel_stats(ds.images[train_idx])
+    spec = model_spec(cfg.model, ds.shape[2], mean, std)
+    torch.manual_seed(cfg.seed)
+    return Embedder(build_encoder(spec), mean, std), spec
+
+
+class DeviceImages:
+    """A dataset's uint8 images (N, H, W, C), copied once to each device they are asked on;
+    dataset rows -> float images (B, C, H, W) in [0, 1] there."""
+
+    def __init__(self, images: np.ndarray) -> None:
+        self._cpu = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2)
+        self._on_device: dict[str, torch.Tensor] = {}
+
+    def __call__(self, rows: np.ndarray, device: torch.device) -> torch.Tensor:
+        key = str(device)
+        if key not in self._on_device:
+            self._on_device[key] = self._cpu.to(device)
+        return self._on_device[key][torch.as_tensor(rows, device=device)].float().div_(255.0)
+
+
 def check_holdout(cfg: ExperimentConfig, ds: ImageDataset) -> np.ndarray:
     holdout = np.asarray(cfg.holdout_classes, dtype=np.int64)
     bad = [int(c) for c in holdout if c < 0 or c >= ds.num_classes]
@@ -100,14 +126,11 @@ class MetricTask:
         self.val_idx = ds.indices("val", exclude=holdout)
         if len(self.train_idx) == 0:
             raise ValueError("the training split is empty after removing holdout_classes")
-        h, w, c = ds.shape
-        mean, std = channel_stats(ds.images[self.train_idx])
-        self.spec = model_spec(cfg.model, c, mean, std)
-        torch.manual_seed(cfg.seed)  # the initial weights depend on the seed alone
-        self.model: nn.Module = Embedder(build_encoder(self.spec), mean, std)
-        self._x = torch.from_numpy(np.ascontiguousarray(ds.images)).permute(0, 3, 1, 2)
+        self.model: nn.Module
+        self.model, self.spec = new_embedder(cfg, ds, self.train_idx)
+        self._images = DeviceImages(ds.images)
         self._y = torch.from_numpy(np.array(ds.labels, dtype=np.int64))
-        self._on_device: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._labels_on: dict[str, torch.Tensor] = {}
 
         train_labels = ds.labels[self.train_idx]
         s = cfg.sampler
@@ -128,17 +151,13 @@ class MetricTask:
 
     # -- data -------------------------------------------------------------------------------
 
-    def _tensors(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-        key = str(device)
-        if key not in self._on_device:
-            self._on_device[key] = (self._x.to(device), self._y.to(device))
-        return self._on_device[key]
-
     def _inputs(self, rows: np.ndarray, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
         """Dataset rows -> (float images (B, C, H, W) in [0, 1], labels (B,)) on ``device``."""
-        x, y = self._tensors(device)
+        key = str(device)
+        if key not in self._labels_on:
+            self._labels_on[key] = self._y.to(device)
         idx = torch.as_tensor(rows, device=device)
-        return x[idx].float().div_(255.0), y[idx]
+        return self._images(rows, device), self._labels_on[key][idx]
 
     def batches(self, epoch: int, rank: int = 0, world_size: int = 1):
         # samplers index the training subset; map to dataset rows

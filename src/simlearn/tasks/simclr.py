@@ -25,8 +25,8 @@ from simlearn.data.image_dataset import ImageDataset
 from simlearn.data.samplers import RandomBatchSampler
 from simlearn.engine import gather_across_ranks
 from simlearn.losses import NTXentLoss
-from simlearn.models import Embedder, build_encoder
-from simlearn.tasks.metric import channel_stats, check_holdout, model_spec, validation_figures
+from simlearn.models import Embedder
+from simlearn.tasks.metric import DeviceImages, check_holdout, new_embedder, validation_figures
 
 
 class ProjectionHead(nn.Module):
@@ -72,14 +72,9 @@ class SimCLRTask:
         self.train_idx = ds.indices("train", exclude=holdout)
         if len(self.train_idx) < 2:
             raise ValueError("the training split has fewer than 2 images after holdout_classes")
-        c = ds.shape[2]
-        mean, std = channel_stats(ds.images[self.train_idx])
-        self.spec = model_spec(cfg.model, c, mean, std)
-        torch.manual_seed(cfg.seed)  # the initial weights depend on the seed alone
-        embedder = Embedder(build_encoder(self.spec), mean, std)
+        embedder, self.spec = new_embedder(cfg, ds, self.train_idx)
         self.model = SimCLRModel(embedder, cfg.model.embedding_dim, cfg.model.projection_dim)
-        self._x = torch.from_numpy(np.ascontiguousarray(ds.images)).permute(0, 3, 1, 2)
-        self._on_device: dict[str, torch.Tensor] = {}
+        self._images = DeviceImages(ds.images)
         s = cfg.sampler
         self.sampler = RandomBatchSampler(
             len(self.train_idx), s.batch_size, cfg.seed, s.steps_per_epoch
@@ -107,10 +102,7 @@ class SimCLRTask:
         self, rows: np.ndarray, view_seed: int, device: torch.device
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Two random views (B, C, H, W) in [0, 1] of dataset rows, fixed by ``view_seed``."""
-        key = str(device)
-        if key not in self._on_device:
-            self._on_device[key] = self._x.to(device)
-        x = self._on_device[key][torch.as_tensor(rows, device=device)].float().div_(255.0)
+        x = self._images(rows, device)
         g = torch.Generator().manual_seed(view_seed)
         return random_view(x, g, **self._view_args), random_view(x, g, **self._view_args)
 
