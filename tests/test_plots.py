@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 
-from simlearn import plots
+from simlearn.plots import embedding as embedding_plots
 from simlearn.plots import (
     CORRECT_FRAME_COLOR,
     QUERY_FRAME_COLOR,
@@ -252,13 +252,13 @@ def test_project_2d_tsne_parameters(monkeypatch):
 
 def test_plot_embedding_map_subsamples_deterministically(tmp_path, monkeypatch):
     received = []
-    real = plots._project_2d
+    real = embedding_plots._project_2d
 
     def spy(x, method, seed):
         received.append(x.copy())
         return real(x, method, seed)
 
-    monkeypatch.setattr(plots, "_project_2d", spy)
+    monkeypatch.setattr(embedding_plots, "_project_2d", spy)
     rng = np.random.default_rng(0)
     x = rng.normal(size=(500, 6))
     y = rng.integers(0, 4, size=500)

@@ -1,4 +1,5 @@
-"""Canonical writers and the split logic, on tiny arrays made here."""
+"""Canonical writers (simlearn.data.canonical) and the split logic (simlearn.data.splits), on
+tiny arrays made here."""
 
 from __future__ import annotations
 
@@ -13,16 +14,18 @@ from simlearn.data.canonical import (
     IMAGE_COLUMNS,
     STEREO_COLUMNS,
     StereoPair,
+    pixel_stats,
+    sample_sha256,
+    staging_dir,
+    write_image_dataset,
+    write_stereo_dataset,
+)
+from simlearn.data.splits import (
     assign_splits,
     carve_stratified,
     drop_cross_split_duplicates,
-    pixel_stats,
-    sample_sha256,
     split_pairs,
-    staging_dir,
     stratified_subsample,
-    write_image_dataset,
-    write_stereo_dataset,
 )
 
 # ----------------------------------------------------------------------------- split helpers
