@@ -30,14 +30,12 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT / "src") not in sys.path:
     sys.path.insert(0, str(ROOT / "src"))
 
+from simlearn import tasks  # noqa: E402
 from simlearn.config import dataset_config, experiment_config  # noqa: E402
 from simlearn.data.image_dataset import load_image_dataset  # noqa: E402
 from simlearn.data.sources import build_dataset  # noqa: E402
-from simlearn.engine import fit  # noqa: E402
 from simlearn.evaluation import retrieval_metrics  # noqa: E402
 from simlearn.models import embed_images  # noqa: E402
-from simlearn.tasks.metric import MetricTask, fit_baseline  # noqa: E402
-from simlearn.tasks.simclr import SimCLRTask  # noqa: E402
 
 #: method -> the experiment in params.yaml whose section it uses
 METHODS = {
@@ -92,13 +90,8 @@ def main() -> None:
                     cfg = experiment_config(
                         {"datasets": params["datasets"], "experiments": {"e": section}}, "e"
                     )
-                    if cfg.model.shallow:
-                        model, _ = fit_baseline(cfg, ds)
-                    else:
-                        task = (SimCLRTask if cfg.task == "simclr" else MetricTask)(cfg, ds)
-                        with tempfile.TemporaryDirectory(dir=tmp) as ck:  # never resume
-                            fit(task, cfg.train, seed=seed, checkpoint_dir=ck, progress=False)
-                        model = task.embedder
+                    with tempfile.TemporaryDirectory(dir=tmp) as ck:  # never resume
+                        model = tasks.train(cfg, built, checkpoint_dir=ck).model
                     emb = embed_images(model, ds.images[unseen])
                     scores[i, seed] = retrieval_metrics(
                         emb, ds.labels[unseen], distance=cfg.eval.distance

@@ -1,9 +1,10 @@
-"""embed@<exp>: embed every sample of the experiment's dataset with its trained model.
+"""embed@<exp>: run the experiment's trained model over its dataset.
 
     python stages/embed.py <exp> <model_dir> <data_dir> <out.npz>
 
-Writes <out.npz> with ``embeddings`` float32 (N, D), ``labels`` int64 (N,), ``ids`` (N,),
-``split`` (N,) and ``holdout`` bool (N,) (classes the model never saw in training).
+Writes <out.npz>: the arrays the task's ``embed`` returns. For the image tasks, ``embeddings``
+float32 (N, D), ``labels`` int64 (N,), ``ids`` (N,), ``split`` (N,) and ``holdout`` bool (N,)
+(classes the model never saw in training); other tasks write their own (see simlearn.tasks).
 """
 
 from __future__ import annotations
@@ -27,36 +28,30 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> Path:
     args = parse_args(argv)
-    from simlearn import tracking
+    from simlearn import tasks, tracking
     from simlearn.config import experiment_config, load_params
-    from simlearn.data.image_dataset import load_image_dataset
     from simlearn.engine import pick_device
-    from simlearn.models import embed_images, load_model
 
     cfg = experiment_config(load_params(args.params), args.experiment)
-    ds = load_image_dataset(args.data_dir)
-    model, _ = load_model(args.model_dir / "model.pt")
+    task = tasks.get(cfg.task)
+    data = task.load_data(args.data_dir)
+    model, _ = task.load_model(args.model_dir)
     device = pick_device(cfg.train.device)
     t0 = time.perf_counter()
-    emb = embed_images(model, ds.images, device)
+    arrays = task.embed(cfg, model, data, device)
     seconds = time.perf_counter() - t0
     args.out.parent.mkdir(parents=True, exist_ok=True)
     tmp = args.out.with_name(args.out.stem + ".tmp.npz")
-    np.savez_compressed(
-        tmp,
-        embeddings=emb,
-        labels=ds.labels,
-        ids=ds.ids,
-        split=ds.splits,
-        holdout=np.isin(ds.labels, np.asarray(cfg.holdout_classes, dtype=np.int64)),
-    )
+    np.savez_compressed(tmp, **arrays)
     tmp.replace(args.out)
     run_id = tracking.read_run_file(args.model_dir / "run.json")
-    tracking.log_metrics(
-        run_id,
-        {"embed_seconds": seconds, "embedding_dim": emb.shape[1], "embedded_samples": len(emb)},
-    )
-    print(f"[{args.experiment}] embedded {len(emb)} samples -> {emb.shape[1]}-d in {seconds:.1f}s")
+    logged = {"embed_seconds": seconds}
+    emb = arrays.get("embeddings")
+    if emb is not None and emb.ndim == 2:
+        logged.update(embedding_dim=emb.shape[1], embedded_samples=len(emb))
+    tracking.log_metrics(run_id, logged)
+    shapes = ", ".join(f"{k} {tuple(v.shape)}" for k, v in arrays.items())
+    print(f"[{args.experiment}] embed in {seconds:.1f}s -> {args.out}: {shapes}")
     return args.out
 
 

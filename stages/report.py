@@ -16,19 +16,6 @@ from typing import Any
 
 import pandas as pd
 
-KEY_METRICS = [
-    "map",
-    "map_at_r",
-    "r_precision",
-    "precision_at_1",
-    "roc_auc",
-    "knn_accuracy",
-    "ncm_accuracy",
-    "linear_probe_accuracy",
-    "seen_map",
-    "unseen_map",
-]
-
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
@@ -41,40 +28,59 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def summarise(
     params: dict[str, Any], eval_dir: Path, train_dir: Path
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(one row per experiment: task, dataset, key metrics, train time; the params that differ)."""
-    from simlearn.config import SHALLOW_MODELS, experiment_config, flatten, to_dict
+) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
+    """(one row per experiment: task, dataset, model, loss, its task's key metrics, train time;
+    the params that differ between experiments; markdown sections the tasks add)."""
+    from simlearn import tasks
+    from simlearn.config import experiment_config, flatten, to_dict
 
-    rows, flat = [], {}
+    rows, flat, columns = [], {}, []
+    by_task: dict[str, dict[str, tuple[Any, dict]]] = {}
     for name in params.get("experiments") or {}:
         cfg = experiment_config(params, name)
+        task = tasks.get(cfg.task)
         metrics_file = eval_dir / name / "metrics.json"
         if not metrics_file.exists():
             raise FileNotFoundError(f"{metrics_file} is missing: run `dvc repro evaluate@{name}`")
         m = json.loads(metrics_file.read_text())
         hist_file = train_dir / name / "history.csv"
         train_s = float(pd.read_csv(hist_file)["seconds"].sum()) if hist_file.exists() else math.nan
+        columns += [k for k in task.KEY_METRICS if k not in columns]
+        d = task.describe(cfg)
         rows.append(
             {
                 "experiment": name,
                 "task": cfg.task,
                 "dataset": cfg.dataset,
-                "model": cfg.model.name,
-                "loss": "-" if cfg.model.name in SHALLOW_MODELS else cfg.loss.name,
-                "baseline": cfg.model.name in SHALLOW_MODELS,
-                **{k: m.get(k, math.nan) for k in KEY_METRICS},
+                "model": d.get("model", "-"),
+                "loss": d.get("loss", "-"),
+                "baseline": bool(d.get("baseline", False)),
+                **{k: (math.nan if m.get(k) is None else m[k]) for k in task.KEY_METRICS},
                 "train_seconds": train_s,
+                "_headline": m.get(task.KEY_METRICS[0]),
             }
         )
+        by_task.setdefault(cfg.task, {})[name] = (cfg, m)
         shown = to_dict(cfg)
-        if cfg.model.name in SHALLOW_MODELS:  # fitted: no loss, sampler or training loop
-            for key in ("loss", "sampler", "train"):
-                shown.pop(key)
+        for key in d.get("unused", ()):  # e.g. a fitted baseline has no loss, sampler or loop
+            shown.pop(key, None)
         flat[name] = flatten(shown)
-    summary = pd.DataFrame(rows)
+    head = ["experiment", "task", "dataset", "model", "loss", "baseline"]
+    summary = pd.DataFrame(rows, columns=head + columns + ["train_seconds", "_headline"])
+    summary["_headline"] = summary["_headline"].astype(float)
+    summary = summary.sort_values(
+        ["task", "dataset", "_headline"], ascending=[True, True, False]
+    ).drop(columns="_headline")
     table = pd.DataFrame(flat).T
     differ = [c for c in table.columns if table[c].astype(str).nunique() > 1]
-    return summary, table[differ].fillna("-")
+    sections = []
+    for task_name, experiments in by_task.items():
+        extra = getattr(tasks.get(task_name), "report_section", None)
+        if extra is not None:
+            text = extra(experiments)
+            if text:
+                sections.append(text)
+    return summary, table[differ].fillna("-"), sections
 
 
 def to_markdown(df: pd.DataFrame, floatfmt: str = ".4f") -> str:
@@ -93,16 +99,18 @@ def to_markdown(df: pd.DataFrame, floatfmt: str = ".4f") -> str:
 def main(argv: list[str] | None = None) -> Path:
     args = parse_args(argv)
     from simlearn.config import load_params
-    from simlearn.plots import plot_experiment_comparison
+    from simlearn.plots.comparison import plot_experiment_comparison
 
     params = load_params(args.params)
-    summary, differ = summarise(params, args.eval_dir, args.train_dir)
-    summary = summary.sort_values(["task", "dataset", "map"], ascending=[True, True, False])
+    summary, differ, sections = summarise(params, args.eval_dir, args.train_dir)
     out = args.out_prefix
     out.parent.mkdir(parents=True, exist_ok=True)
     summary.to_csv(out.with_suffix(".csv"), index=False)
+    drawn = [m for m in ("map", "map_at_r", "precision_at_1") if m in summary] or list(
+        summary.columns[6:9]
+    )  # retrieval where any experiment has it, else the first task's headline metrics
     fig = plot_experiment_comparison(
-        summary, out.with_suffix(".png"), title="Test-split retrieval, every experiment"
+        summary, out.with_suffix(".png"), metrics=drawn, title="Test split, every experiment"
     )
     shown = summary.drop(columns=["baseline"]).dropna(axis=1, how="all")
     md = [
@@ -123,6 +131,7 @@ def main(argv: list[str] | None = None) -> Path:
         "",
         to_markdown(differ.reset_index(names="experiment")) if len(differ.columns) else "(none)",
         "",
+        *[part + "\n" for part in sections],
     ]
     out.with_suffix(".md").write_text("\n".join(md))
     print(f"report: {len(summary)} experiments -> {out.with_suffix('.md')}")

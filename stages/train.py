@@ -33,17 +33,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> dict[str, float]:
     args = parse_args(argv)
-    from simlearn.config import experiment_config, load_params, to_dict
-    from simlearn.data.image_dataset import load_image_dataset
-    from simlearn.engine import fit, init_distributed
-    from simlearn.models import save_model
-    from simlearn.tasks.metric import MetricTask, fit_baseline, validation_figures
-    from simlearn.tasks.simclr import SimCLRTask
+    from simlearn import tasks
+    from simlearn.config import ConfigError, experiment_config, load_params, to_dict
+    from simlearn.engine import init_distributed
 
     params = load_params(args.params)
     cfg = experiment_config(params, args.experiment)
+    task = tasks.get(cfg.task)
     section = to_dict(cfg)
-    ds = load_image_dataset(args.data_dir)
+    data = task.load_data(args.data_dir)
+    try:  # every check, those that need the data included, before an MLflow run exists
+        task.check_data(cfg, data)
+    except ConfigError as e:
+        raise ConfigError(f"experiments.{args.experiment}.{e}") from None
     info = init_distributed(cfg.train.device)
     ckpt_dir = args.checkpoints / args.experiment
 
@@ -55,85 +57,72 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
             args.experiment,
             section,
             dataset=cfg.dataset,
-            extra_tags={"task": cfg.task, "model": cfg.model.name},
+            extra_tags=_tags(cfg.task, task.describe(cfg)),
         )
         ckpt_dir.mkdir(parents=True, exist_ok=True)
         (ckpt_dir / "run.json").write_text(json.dumps({"run_id": run_id, "section": section}))
         tracking.log_dataset(
             run_id,
-            ds.manifest,
+            data.manifest,
             name=cfg.dataset,
             source=str(args.data_dir.resolve()),
             context="training",
         )
 
     t0 = time.perf_counter()
-    if cfg.model.shallow:
-        model, spec = fit_baseline(cfg, ds)
-        row = {
-            "epoch": 0,
-            "loss": float("nan"),
-            "lr": 0.0,
-            "seconds": time.perf_counter() - t0,
-            "samples": 0,
-            "samples_per_s": 0.0,
-        }
-        row.update(validation_figures(cfg, ds, model, "cpu"))
-        history, device, samples_per_s = [row], "cpu", 0.0
-    else:
-        task = SimCLRTask(cfg, ds) if cfg.task == "simclr" else MetricTask(cfg, ds)
-        result = fit(
-            task,
-            cfg.train,
-            seed=cfg.seed,
-            checkpoint_dir=ckpt_dir,
-            fingerprint=tracking.params_hash(section),
-            on_epoch_end=(lambda r: tracking.log_metrics(run_id, r, step=int(r["epoch"])))
-            if info.is_main
-            else None,
-            progress=not args.no_progress,
-            desc=args.experiment,
-        )
-        model, spec = task.embedder, task.spec  # simclr: f alone, its projection head dropped
-        history, device, samples_per_s = result.history, result.device, result.samples_per_s
+    trained = task.train(
+        cfg,
+        data,
+        checkpoint_dir=ckpt_dir,
+        fingerprint=tracking.params_hash(section),
+        on_epoch_end=(lambda r: tracking.log_metrics(run_id, r, step=int(r["epoch"])))
+        if info.is_main
+        else None,
+        progress=not args.no_progress,
+        desc=args.experiment,
+    )
     if not info.is_main:
         return {}
 
     seconds = time.perf_counter() - t0
     args.model_dir.mkdir(parents=True, exist_ok=True)
     args.report_dir.mkdir(parents=True, exist_ok=True)
-    save_model(args.model_dir / "model.pt", model, spec)
+    from simlearn.models import save_model
+
+    save_model(args.model_dir / "model.pt", trained.model, trained.spec)
     tracking.write_run_file(args.model_dir / "run.json", run_id, args.experiment)
-    hist = pd.DataFrame(history)
+    hist = pd.DataFrame(trained.history)
     hist.to_csv(args.report_dir / "history.csv", index=False)
     summary = {
         "train_seconds": seconds,
-        "samples_per_s": samples_per_s,
-        "epochs": float(len(history)),
+        "samples_per_s": trained.samples_per_s,
+        "epochs": float(len(trained.history)),
     }
     if "val_map" in hist:
         summary["final_val_map"] = float(hist["val_map"].iloc[-1])
     tracking.log_metrics(run_id, summary)
-    tracking.set_tags(run_id, {"device": device})
+    tracking.set_tags(run_id, {"device": trained.device})
     tracking.log_artifact(run_id, args.report_dir / "history.csv", "train")
     if len(hist) > 1:
-        from simlearn.plots import plot_training_history
+        from simlearn.plots.training import plot_training_history
 
         fig = plot_training_history(
             hist, args.report_dir / "training_curves.png", title=f"{args.experiment}: training"
         )
         tracking.log_artifact(run_id, fig, "figures")
-    example = ds.images[ds.indices("train")[:2]]
-    from simlearn.models import to_input
-
-    tracking.log_torch_model(run_id, model, to_input(example).numpy())
+    tracking.log_torch_model(run_id, trained.model, task.example_input(data))
     shutil.rmtree(ckpt_dir, ignore_errors=True)  # finished: nothing left to resume
     print(
-        f"[{args.experiment}] trained in {seconds:.1f}s on {device}; "
-        f"{samples_per_s:.0f} samples/s; MLflow run {run_id}",
+        f"[{args.experiment}] trained in {seconds:.1f}s on {trained.device}; "
+        f"{trained.samples_per_s:.0f} samples/s; MLflow run {run_id}",
         flush=True,
     )
     return summary
+
+
+def _tags(task: str, described: dict) -> dict[str, str]:
+    """Run tags for searching and grouping in the MLflow UI: the task, model and loss names."""
+    return {"task": task, **{k: str(described[k]) for k in ("model", "loss") if k in described}}
 
 
 def _resume_run_id(ckpt_dir: Path, section: dict) -> str | None:

@@ -29,12 +29,16 @@ def main(argv: list[str] | None = None) -> int:
     from simlearn.validation import validate_dataset
 
     _, vcfg = dataset_config(load_params(args.params), args.dataset)
-    report = validate_dataset(
-        args.data_dir,
-        min_rows_per_split=vcfg.min_rows_per_split,
-        min_valid_fraction=vcfg.min_valid_fraction,
-        splits=vcfg.splits or None,
-    )
+    try:
+        report = validate_dataset(
+            args.data_dir,
+            min_rows_per_split=vcfg.min_rows_per_split,
+            min_valid_fraction=vcfg.min_valid_fraction,
+            splits=vcfg.splits or None,
+        )
+    except (FileNotFoundError, ValueError) as e:  # no dataset folder, meta.json or manifest
+        print(f"validate@{args.dataset}: FAILED\n{e}", file=sys.stderr)
+        return 1
     args.report_dir.mkdir(parents=True, exist_ok=True)
     (args.report_dir / f"{args.dataset}.json").write_text(
         json.dumps(report.to_json_dict(), indent=2, default=str) + "\n"

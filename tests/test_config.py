@@ -48,7 +48,7 @@ def test_int_is_accepted_for_float_and_lists_become_tuples():
             {"model": {"normalize": "yes"}},
             "experiments.e.model.normalize='yes': expected true or false",
         ),
-        ({"task": "clustering"}, "experiments.e.task='clustering': unknown name; allowed: metric"),
+        ({"task": "clustering"}, "experiments.e.task='clustering': unknown task; allowed: metric"),
         ({"holdout_classes": [1, 1]}, "holdout_classes=[1, 1] has repeated classes"),
     ],
 )

@@ -21,9 +21,6 @@ import yaml
 
 T = TypeVar("T")
 
-TASKS = ("metric", "simclr", "stereo", "sbir")
-#: the tasks whose training loop is implemented in this version
-IMPLEMENTED_TASKS = ("metric", "simclr")
 SHALLOW_MODELS = ("raw", "mahalanobis", "lda")
 DEEP_MODELS = ("convnet", "resnet18")
 LOSSES = ("contrastive", "triplet", "batch_hard", "npairs", "snn", "supcon", "ntxent")
@@ -138,8 +135,40 @@ class AugmentConfig:
     flip_p: float = 0.0  # horizontal flip probability (0 for digits: a flip changes the class)
     brightness: float = 0.0  # additive shift, uniform in [-b, b]
     contrast: float = 0.0  # contrast factor, uniform in [1 - c, 1 + c]
+    # colour views of the paper (Chen et al. 2020, appendix A); all off by default (digits)
+    crop: bool = False  # random resized crop (then set degrees: 0, translate: 0, scale 1..1)
+    crop_scale_min: float = 0.08  # crop area, uniform in [min, max] of the image's
+    crop_scale_max: float = 1.0
+    crop_ratio_min: float = 0.75  # crop width/height, log-uniform in [min, max]
+    crop_ratio_max: float = 4 / 3
+    jitter: float = 0.0  # colour jitter strength s: brightness/contrast/saturation 0.8s, hue 0.2s
+    jitter_p: float = 0.8  # probability that an image is jittered
+    grey_p: float = 0.0  # probability of greyscale (the paper: 0.2)
+    blur_p: float = 0.0  # probability of Gaussian blur (the paper: 0.5 on ImageNet, 0 on CIFAR)
+    blur_sigma_min: float = 0.1  # blur sigma in pixels, uniform in [min, max]
+    blur_sigma_max: float = 2.0
 
     def __post_init__(self) -> None:
+        if not 0.0 < self.crop_scale_min <= self.crop_scale_max <= 1.0:
+            raise ConfigError(
+                f"crop_scale_min={self.crop_scale_min!r}, crop_scale_max={self.crop_scale_max!r}:"
+                " must satisfy 0 < crop_scale_min <= crop_scale_max <= 1"
+            )
+        if not 0.0 < self.crop_ratio_min <= self.crop_ratio_max:
+            raise ConfigError(
+                f"crop_ratio_min={self.crop_ratio_min!r}, crop_ratio_max={self.crop_ratio_max!r}:"
+                " must satisfy 0 < crop_ratio_min <= crop_ratio_max"
+            )
+        if not 0.0 <= self.jitter <= 2.5:
+            raise ConfigError(f"jitter={self.jitter!r}: must be in [0, 2.5] (hue 0.2s <= 0.5)")
+        for key in ("jitter_p", "grey_p", "blur_p"):
+            if not 0.0 <= getattr(self, key) <= 1.0:
+                raise ConfigError(f"{key}={getattr(self, key)!r}: must be in [0, 1]")
+        if not 0.0 <= self.blur_sigma_min <= self.blur_sigma_max:
+            raise ConfigError(
+                f"blur_sigma_max={self.blur_sigma_max!r}: must be >= blur_sigma_min "
+                f"({self.blur_sigma_min!r}) >= 0"
+            )
         _at_least("degrees", self.degrees, 0.0)
         if not 0.0 <= self.translate < 1.0:
             raise ConfigError(f"translate={self.translate!r}: must be in [0, 1)")
@@ -157,7 +186,10 @@ class AugmentConfig:
 
 @dataclass(frozen=True)
 class EvalConfig:
-    distance: str = "euclidean"  # euclidean | cosine, for retrieval and pair metrics
+    # retrieval, pair and kNN distance: euclidean (alias l2) | cosine | manhattan (l1) |
+    # chebyshev (linf) | dot (-q.g); see simlearn.evaluation.distances
+    distance: str = "euclidean"
+    normalize: str = "none"  # of the stored vectors: none | l2 (unit) | sqrt (unit(sign*sqrt|x|))
     ks: tuple[int, ...] = (1, 5, 10)  # P@K cut-offs
     knn_k: int = 5  # k of the kNN classifier (train split = reference set)
     max_pairs: int = 1_000_000  # pair ROC/PR: all pairs below this, else an unbiased sample
@@ -166,7 +198,12 @@ class EvalConfig:
     grid_k: int = 8  # neighbours per row
 
     def __post_init__(self) -> None:
-        _one_of("distance", self.distance, ("euclidean", "cosine"))
+        _one_of(
+            "distance",
+            self.distance,
+            ("euclidean", "cosine", "manhattan", "chebyshev", "dot", "l2", "l1", "linf"),
+        )
+        _one_of("normalize", self.normalize, ("none", "l2", "sqrt"))
         _one_of("embedding_map", self.embedding_map, ("tsne", "pca"))
         for k in self.ks:
             _at_least("ks[]", k, 1)
@@ -190,37 +227,9 @@ class ExperimentConfig:
     augment: AugmentConfig = field(default_factory=AugmentConfig)  # simclr only
 
     def __post_init__(self) -> None:
-        _one_of("task", self.task, TASKS)
-        if self.task not in IMPLEMENTED_TASKS:
-            raise ConfigError(
-                f"task={self.task!r} is planned but has no training loop yet; "
-                f"implemented tasks: {', '.join(IMPLEMENTED_TASKS)}"
-            )
+        # rules across keys live with the task (simlearn.tasks.<task>.check)
         if len(set(self.holdout_classes)) != len(self.holdout_classes):
             raise ConfigError(f"holdout_classes={list(self.holdout_classes)} has repeated classes")
-        if self.task == "simclr":
-            if self.model.shallow:
-                raise ConfigError(
-                    f"model.name={self.model.name!r}: task simclr trains a network; "
-                    f"allowed: {', '.join(DEEP_MODELS)}"
-                )
-            if self.loss.name != "ntxent":
-                raise ConfigError(f"loss.name={self.loss.name!r}: task simclr trains with ntxent")
-            if self.sampler.name != "random":
-                raise ConfigError(
-                    f"sampler.name={self.sampler.name!r}: task simclr draws random batches; "
-                    "set sampler.name to random"
-                )
-        elif self.model.projection_dim:
-            raise ConfigError(
-                f"model.projection_dim={self.model.projection_dim}: only task simclr has a "
-                "projection head"
-            )
-        elif self.loss.name == "ntxent" or self.sampler.name == "random":
-            raise ConfigError(
-                f"loss.name={self.loss.name!r}, sampler.name={self.sampler.name!r}: ntxent and "
-                "the random sampler belong to task simclr (they ignore the labels)"
-            )
 
 
 # ----------------------------------------------------------------------------- loading
@@ -245,12 +254,30 @@ def section(params: Mapping[str, Any], group: str, key: str) -> Mapping[str, Any
     return entries[key] or {}
 
 
-def experiment_config(params: Mapping[str, Any], name: str) -> ExperimentConfig:
-    cfg = from_dict(ExperimentConfig, section(params, "experiments", name), f"experiments.{name}")
+def experiment_config(params: Mapping[str, Any], name: str) -> Any:
+    """``experiments.<name>`` as its task's ``Config``, after every check that needs no data:
+    types and ranges, the task's rules across keys, and that its dataset is declared."""
+    from simlearn import tasks
+
+    prefix = f"experiments.{name}"
+    data = section(params, "experiments", name)
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{prefix}={data!r}: expected a mapping of experiment keys")
+    if "task" not in data:
+        raise ConfigError(f"{prefix}.task: required key is missing; tasks: {tasks.available()}")
+    try:
+        module = tasks.get(data["task"])
+    except ConfigError as e:
+        raise ConfigError(f"{prefix}.{e}") from None
+    cfg = from_dict(module.Config, data, prefix)
+    try:
+        module.check(cfg)
+    except ConfigError as e:
+        raise ConfigError(f"{prefix}.{e}") from None
     datasets = params.get("datasets") or {}
     if cfg.dataset not in datasets:
         raise ConfigError(
-            f"experiments.{name}.dataset={cfg.dataset!r} is not a dataset in params.yaml; "
+            f"{prefix}.dataset={cfg.dataset!r} is not a dataset in params.yaml; "
             f"defined datasets: {', '.join(sorted(datasets)) or '(none)'}. Add it under "
             f"`datasets:` (e.g. `{cfg.dataset}: {{source: {cfg.dataset}}}`)."
         )
@@ -349,11 +376,13 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
         return value
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{key}={value!r}: expected an integer")
+            hint = _text_number_hint(value, integer=True)
+            raise ConfigError(f"{key}={value!r}: expected an integer{hint}")
         return value
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ConfigError(f"{key}={value!r}: expected a number")
+            raise ConfigError(f"{key}={value!r}: expected a number{_text_number_hint(value)}")
+        _finite(key, value)
         return float(value)
     if tp is str:
         if not isinstance(value, str):
@@ -368,13 +397,66 @@ def _one_of(key: str, value: Any, allowed: tuple[str, ...]) -> None:
 
 
 def _at_least(key: str, value: float, low: float) -> None:
+    _finite(key, value)
     if value < low:
         raise ConfigError(f"{key}={value!r}: must be >= {low}")
 
 
 def _greater(key: str, value: float, low: float) -> None:
+    _finite(key, value)
     if not value > low:
         raise ConfigError(f"{key}={value!r}: must be > {low}")
+
+
+def _finite(key: str, value: float) -> None:
+    """Refuse nan and inf: they pass every range check (nan < x is False), then ruin a run."""
+    from math import isfinite
+
+    if not isfinite(value):
+        raise ConfigError(f"{key}={value!r}: must be a finite number (nan and inf are not allowed)")
+
+
+def _text_number_hint(value: Any, integer: bool = False) -> str:
+    """Why a number arrived as text and how to write it ("" when ``value`` is no number).
+
+    PyYAML follows YAML 1.1, whose floats need a dot in the mantissa and a sign in the exponent:
+    ``1e-3`` and ``1.0e3`` are read as strings, ``1.0e-3`` and ``1.0e+3`` as numbers.
+    """
+    if not isinstance(value, str):
+        return ""
+    text = value.strip()
+    try:
+        number = float(text)
+    except ValueError:
+        return ""
+    from math import isfinite
+
+    if not isfinite(number):
+        return " (nan and inf are not allowed)"
+    quoted = isinstance(yaml.safe_load(text), int | float)  # YAML reads it as a number unquoted
+    if integer:
+        if not number.is_integer():
+            return ""
+        return (
+            f"; it is quoted text: write {int(number)} without quotes"
+            if quoted
+            else f"; YAML reads {text} as text: write {int(number)}"
+        )
+    if quoted:
+        return f"; it is quoted text: write {text} without quotes"
+
+    def yaml_float(t: str) -> str:
+        mantissa, _, exponent = t.lower().partition("e")
+        if "." not in mantissa:
+            mantissa += ".0"
+        if exponent and exponent[0] not in "+-":
+            exponent = "+" + exponent
+        return f"{mantissa}e{exponent}" if exponent else mantissa
+
+    written = yaml_float(text)
+    if not isinstance(yaml.safe_load(written), float):
+        written = yaml_float(repr(number))
+    return f"; YAML reads {text} as text: write {written}"
 
 
 @dataclass(frozen=True)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -61,3 +63,40 @@ def load_image_dataset(data_dir: str | Path) -> ImageDataset:
         class_names=[str(c) for c in meta.get("class_names", [])],
         manifest=manifest,
     )
+
+
+class DeviceImages:
+    """A dataset's uint8 images (N, H, W, C), copied once to each device they are asked on;
+    dataset rows -> float images (B, C, H, W) in [0, 1] there."""
+
+    def __init__(self, images: np.ndarray) -> None:
+        import torch
+
+        self._cpu = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2)
+        self._on_device: dict[str, Any] = {}
+
+    def __call__(self, rows: np.ndarray, device: Any) -> Any:
+        import torch
+
+        key = str(device)
+        if key not in self._on_device:
+            self._on_device[key] = self._cpu.to(device)
+        return self._on_device[key][torch.as_tensor(rows, device=device)].float().div_(255.0)
+
+
+def check_holdout(holdout_classes: Sequence[int], ds: ImageDataset) -> np.ndarray:
+    """``holdout_classes`` as an array, after checking them against the dataset's classes."""
+    from simlearn.config import ConfigError
+
+    holdout = np.asarray(holdout_classes, dtype=np.int64)
+    bad = [int(c) for c in holdout if c < 0 or c >= ds.num_classes]
+    if bad:
+        raise ConfigError(
+            f"holdout_classes={list(holdout_classes)}: {bad} out of range; the dataset has "
+            f"classes 0..{ds.num_classes - 1}"
+        )
+    if ds.num_classes - len(holdout) < 2:
+        raise ConfigError(
+            f"holdout_classes={list(holdout_classes)} leaves fewer than 2 classes to train on"
+        )
+    return holdout

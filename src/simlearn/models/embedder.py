@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -42,3 +43,44 @@ def embed_images(
     if not out:
         raise ValueError("embed_images: no images to embed")
     return torch.cat(out).numpy().astype(np.float32)
+
+
+def channel_stats(images: np.ndarray) -> tuple[list[float], list[float]]:
+    """Per-channel mean and std of uint8 images (N, H, W, C), on the [0, 1] scale."""
+    x = np.asarray(images, dtype=np.float64) / 255.0
+    mean = x.mean(axis=(0, 1, 2))
+    std = x.std(axis=(0, 1, 2))
+    return mean.tolist(), np.maximum(std, 1e-6).tolist()
+
+
+def model_spec(model: Any, in_channels: int, mean: list[float], std: list[float]) -> dict:
+    """What ``model.pt`` stores to rebuild a network: the model config section, the input
+    channels and the training split's channel statistics."""
+    from simlearn.config import to_dict
+
+    return {**to_dict(model), "in_channels": in_channels, "input_mean": mean, "input_std": std}
+
+
+def new_embedder(model: Any, images: np.ndarray, seed: int) -> tuple[Embedder, dict]:
+    """A freshly initialised network for model config ``model`` (its weights depend on ``seed``
+    alone) behind the input normalisation of ``images`` (the training rows, uint8 (N, H, W, C));
+    and its spec."""
+    from simlearn.models import build_encoder
+
+    mean, std = channel_stats(images)
+    spec = model_spec(model, images.shape[3], mean, std)
+    torch.manual_seed(seed)
+    return Embedder(build_encoder(spec), mean, std), spec
+
+
+def embed_labelled(cfg: Any, model: Any, ds: Any, device: Any) -> dict[str, np.ndarray]:
+    """What ``embed`` writes for an image task: ``embeddings`` float32 (N, D), ``labels`` int64
+    (N,), ``ids`` (N,), ``split`` (N,) and ``holdout`` bool (N,) (classes never trained on)."""
+    emb = embed_images(model, ds.images, device)
+    return {
+        "embeddings": emb,
+        "labels": ds.labels,
+        "ids": ds.ids,
+        "split": ds.splits,
+        "holdout": np.isin(ds.labels, np.asarray(cfg.holdout_classes, dtype=np.int64)),
+    }

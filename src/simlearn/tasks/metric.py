@@ -1,9 +1,10 @@
 """The ``metric`` task: an image embedding learned with a pair, triplet or batch loss, or a
-shallow fitted baseline.
+shallow fitted baseline (``model.name``: raw | mahalanobis | lda).
 
 What differs from the other tasks lives here: which batches (P x K, balanced pairs, random
-triplets), which loss, and the validation figure (retrieval mAP on the validation split, seen
-classes only). The loop itself is :func:`simlearn.engine.fit`.
+triplets), which loss, and which rules tie them together. The loop itself is
+:func:`simlearn.engine.fit`; the evaluation protocol of labelled embeddings (retrieval, pairs,
+probes, seen/unseen) is :mod:`simlearn.evaluation.protocol`, shared with the simclr task.
 
 Held-out classes (``holdout_classes``) are removed from train and val: the model never sees
 them, and evaluation reports them apart as "unseen".
@@ -11,17 +12,31 @@ them, and evaluation reports them apart as "unseen".
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from simlearn.config import ExperimentConfig, ModelConfig, to_dict
-from simlearn.data.image_dataset import ImageDataset
+from simlearn.config import ConfigError, ExperimentConfig
+from simlearn.data.image_dataset import (
+    DeviceImages,
+    ImageDataset,
+    check_holdout,
+    load_image_dataset,
+)
 from simlearn.data.samplers import PairSampler, PKSampler, TripletSampler
 from simlearn.engine import gather_across_ranks
-from simlearn.models import Embedder, build_encoder, embed_images, fit_shallow, to_input
+from simlearn.evaluation.protocol import KEY_METRICS, validation_retrieval
+from simlearn.models import Embedder, fit_shallow, to_input
+from simlearn.models.embedder import embed_labelled, model_spec, new_embedder
+from simlearn.tasks import Evaluation, Trained, fit_embedder_task
+
+__all__ = ["Config", "KEY_METRICS", "MetricTask", "check", "check_data", "embed", "evaluate"]
+
+Config = ExperimentConfig
 
 # which samplers each loss can train on
 _COMPATIBLE = {
@@ -34,62 +49,116 @@ _COMPATIBLE = {
 }
 
 
-def model_spec(model: ModelConfig, in_channels: int, mean: list[float], std: list[float]) -> dict:
-    return {**to_dict(model), "in_channels": in_channels, "input_mean": mean, "input_std": std}
-
-
-def channel_stats(images: np.ndarray) -> tuple[list[float], list[float]]:
-    """Per-channel mean and std of uint8 images (N, H, W, C), on the [0, 1] scale."""
-    x = np.asarray(images, dtype=np.float64) / 255.0
-    mean = x.mean(axis=(0, 1, 2))
-    std = x.std(axis=(0, 1, 2))
-    return mean.tolist(), np.maximum(std, 1e-6).tolist()
-
-
-def new_embedder(
-    cfg: ExperimentConfig, ds: ImageDataset, train_idx: np.ndarray
-) -> tuple[Embedder, dict]:
-    """A freshly initialised network (its weights depend on ``cfg.seed`` alone) behind the input
-    normalisation of the training rows ``train_idx``; and its spec."""
-    mean, std = channel_stats(ds.images[train_idx])
-    spec = model_spec(cfg.model, ds.shape[2], mean, std)
-    torch.manual_seed(cfg.seed)
-    return Embedder(build_encoder(spec), mean, std), spec
-
-
-class DeviceImages:
-    """A dataset's uint8 images (N, H, W, C), copied once to each device they are asked on;
-    dataset rows -> float images (B, C, H, W) in [0, 1] there."""
-
-    def __init__(self, images: np.ndarray) -> None:
-        self._cpu = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2)
-        self._on_device: dict[str, torch.Tensor] = {}
-
-    def __call__(self, rows: np.ndarray, device: torch.device) -> torch.Tensor:
-        key = str(device)
-        if key not in self._on_device:
-            self._on_device[key] = self._cpu.to(device)
-        return self._on_device[key][torch.as_tensor(rows, device=device)].float().div_(255.0)
-
-
-def check_holdout(cfg: ExperimentConfig, ds: ImageDataset) -> np.ndarray:
-    holdout = np.asarray(cfg.holdout_classes, dtype=np.int64)
-    bad = [int(c) for c in holdout if c < 0 or c >= ds.num_classes]
-    if bad:
-        raise ValueError(
-            f"holdout_classes={list(cfg.holdout_classes)}: {bad} out of range; the dataset has "
-            f"classes 0..{ds.num_classes - 1}"
+def check(cfg: ExperimentConfig) -> None:
+    """The rules across keys of a metric experiment (keys are relative to the section)."""
+    if cfg.model.projection_dim:
+        raise ConfigError(
+            f"model.projection_dim={cfg.model.projection_dim}: only task simclr has a "
+            "projection head"
         )
-    if ds.num_classes - len(holdout) < 2:
-        raise ValueError(
-            f"holdout_classes={list(cfg.holdout_classes)} leaves fewer than 2 classes to train on"
+    if cfg.model.shallow:
+        return  # fitted in closed form: loss, sampler and train are not used
+    if cfg.loss.name == "ntxent" or cfg.sampler.name == "random":
+        raise ConfigError(
+            f"loss.name={cfg.loss.name!r}, sampler.name={cfg.sampler.name!r}: ntxent and "
+            "the random sampler belong to task simclr (they ignore the labels)"
         )
-    return holdout
+    allowed = _COMPATIBLE[cfg.loss.name]
+    if cfg.sampler.name not in allowed:
+        raise ConfigError(
+            f"sampler.name={cfg.sampler.name!r} cannot feed loss.name={cfg.loss.name!r}; "
+            f"allowed samplers for it: {', '.join(allowed)}"
+        )
+    if cfg.loss.name == "npairs" and cfg.sampler.samples_per_class % 2:
+        raise ConfigError(
+            f"sampler.samples_per_class={cfg.sampler.samples_per_class}: the npairs loss needs "
+            "an even number (samples are paired into anchor/positive)"
+        )
+
+
+def describe(cfg: ExperimentConfig) -> dict[str, Any]:
+    """Labels for the report and the MLflow tags; ``unused``: sections this experiment ignores."""
+    return {
+        "model": cfg.model.name,
+        "loss": "-" if cfg.model.shallow else cfg.loss.name,
+        "baseline": cfg.model.shallow,
+        "unused": ("loss", "sampler", "train", "augment") if cfg.model.shallow else ("augment",),
+    }
+
+
+load_data = load_image_dataset
+
+
+def check_data(cfg: ExperimentConfig, ds: ImageDataset) -> None:
+    """Checks that need the data: held-out classes exist, P x K batches can be drawn."""
+    holdout = check_holdout(cfg.holdout_classes, ds)
+    if cfg.model.shallow:
+        return
+    seen = ds.num_classes - len(holdout)
+    if cfg.sampler.name == "pk" and cfg.sampler.classes_per_batch > seen:
+        raise ConfigError(
+            f"sampler.classes_per_batch={cfg.sampler.classes_per_batch}: the training split has "
+            f"{seen} classes once holdout_classes are removed; use at most {seen}"
+        )
+    if len(ds.indices("train", exclude=holdout)) == 0:
+        raise ConfigError("holdout_classes: the training split is empty once they are removed")
+
+
+def train(
+    cfg: ExperimentConfig,
+    ds: ImageDataset,
+    *,
+    checkpoint_dir: Path,
+    fingerprint: str | None = None,
+    on_epoch_end: Any = None,
+    progress: bool = False,
+    desc: str = "",
+) -> Trained:
+    """Fit the baseline, or train the network with :func:`simlearn.engine.fit`."""
+    if cfg.model.shallow:
+        t0 = time.perf_counter()
+        model, spec = fit_baseline(cfg, ds)
+        row = {
+            "epoch": 0,
+            "loss": float("nan"),
+            "lr": 0.0,
+            "seconds": time.perf_counter() - t0,
+            "samples": 0,
+            "samples_per_s": 0.0,
+        }
+        row.update(validation_retrieval(cfg, ds, model, "cpu"))
+        return Trained(model, spec, [row], "cpu", 0.0)
+    task = MetricTask(cfg, ds)
+    return fit_embedder_task(task, cfg, checkpoint_dir, fingerprint, on_epoch_end, progress, desc)
+
+
+def example_input(ds: ImageDataset) -> np.ndarray:
+    """Two training images as the exported model takes them: float32 (2, C, H, W) in [0, 1]."""
+    return to_input(ds.images[ds.indices("train")[:2]]).numpy()
+
+
+def load_model(model_dir: Path) -> tuple[nn.Module, dict]:
+    from simlearn.models import load_model as _load
+
+    return _load(Path(model_dir) / "model.pt")
+
+
+def embed(cfg: ExperimentConfig, model: nn.Module, ds: ImageDataset, device: Any) -> dict:
+    return embed_labelled(cfg, model, ds, device)
+
+
+def evaluate(
+    cfg: ExperimentConfig, arrays: dict, ds: ImageDataset, figures_dir: Path, name: str
+) -> Evaluation:
+    from simlearn.evaluation.protocol import evaluate_labelled
+
+    metrics, curves, figures = evaluate_labelled(cfg, arrays, ds, figures_dir, name)
+    return Evaluation(metrics, curves, figures, ("map", "map_at_r", "precision_at_1", "roc_auc"))
 
 
 def fit_baseline(cfg: ExperimentConfig, ds: ImageDataset) -> tuple[Embedder, dict]:
     """Fit a shallow model (raw, mahalanobis, lda) on the training split's seen classes."""
-    holdout = check_holdout(cfg, ds)
+    holdout = check_holdout(cfg.holdout_classes, ds)
     idx = ds.indices("train", exclude=holdout)
     x = to_input(ds.images[idx]).flatten(1).numpy()  # (N, C*H*W) in [0, 1]
     encoder = fit_shallow(
@@ -108,26 +177,16 @@ class MetricTask:
             raise ValueError(
                 f"model.name={cfg.model.name!r} is fitted, not trained: use fit_baseline"
             )
-        allowed = _COMPATIBLE[cfg.loss.name]
-        if cfg.sampler.name not in allowed:
-            raise ValueError(
-                f"sampler.name={cfg.sampler.name!r} cannot feed loss.name={cfg.loss.name!r}; "
-                f"allowed samplers for it: {', '.join(allowed)}"
-            )
-        if cfg.loss.name == "npairs" and cfg.sampler.samples_per_class % 2:
-            raise ValueError(
-                f"sampler.samples_per_class={cfg.sampler.samples_per_class}: the npairs loss needs "
-                "an even number (samples are paired into anchor/positive)"
-            )
+        check(cfg)
         self.cfg = cfg
         self.ds = ds
-        holdout = check_holdout(cfg, ds)
+        holdout = check_holdout(cfg.holdout_classes, ds)
         self.train_idx = ds.indices("train", exclude=holdout)
         self.val_idx = ds.indices("val", exclude=holdout)
         if len(self.train_idx) == 0:
             raise ValueError("the training split is empty after removing holdout_classes")
         self.model: nn.Module
-        self.model, self.spec = new_embedder(cfg, ds, self.train_idx)
+        self.model, self.spec = new_embedder(cfg.model, ds.images[self.train_idx], cfg.seed)
         self._images = DeviceImages(ds.images)
         self._y = torch.from_numpy(np.array(ds.labels, dtype=np.int64))
         self._labels_on: dict[str, torch.Tensor] = {}
@@ -211,23 +270,7 @@ class MetricTask:
     # -- validation -------------------------------------------------------------------------
 
     def validate(self, model: nn.Module, device: torch.device) -> dict[str, float]:
-        return validation_figures(self.cfg, self.ds, model, device)
-
-
-@torch.no_grad()
-def validation_figures(
-    cfg: ExperimentConfig, ds: ImageDataset, model: nn.Module, device: torch.device | str
-) -> dict[str, float]:
-    """Retrieval mAP and P@1 on the validation split, seen classes only (held-out classes are
-    kept for the final evaluation, never used to select or tune a model)."""
-    idx = ds.indices("val", exclude=np.asarray(cfg.holdout_classes, dtype=np.int64))
-    if len(idx) < 2:
-        return {}
-    from simlearn.evaluation import retrieval_metrics
-
-    emb = embed_images(model, ds.images[idx], device)
-    s = retrieval_metrics(emb, ds.labels[idx], distance=cfg.eval.distance).summary()
-    return {"val_map": s["map"], "val_precision_at_1": s["precision_at_1"]}
+        return validation_retrieval(self.cfg, self.ds, model, device)
 
 
 def _build_loss(cfg: ExperimentConfig) -> nn.Module:

@@ -13,6 +13,7 @@ linear probe, retrieval mAP) runs on f's embeddings.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -20,13 +21,100 @@ import torch
 from torch import nn
 
 from simlearn.augment import random_view
-from simlearn.config import ExperimentConfig
-from simlearn.data.image_dataset import ImageDataset
+from simlearn.config import DEEP_MODELS, ConfigError, ExperimentConfig
+from simlearn.data.image_dataset import (
+    DeviceImages,
+    ImageDataset,
+    check_holdout,
+    load_image_dataset,
+)
 from simlearn.data.samplers import RandomBatchSampler
 from simlearn.engine import gather_across_ranks
+from simlearn.evaluation.protocol import KEY_METRICS, validation_retrieval
 from simlearn.losses import NTXentLoss
-from simlearn.models import Embedder
-from simlearn.tasks.metric import DeviceImages, check_holdout, new_embedder, validation_figures
+from simlearn.models import Embedder, to_input
+from simlearn.models.embedder import embed_labelled, new_embedder
+from simlearn.tasks import Evaluation, Trained, fit_embedder_task
+
+__all__ = ["Config", "KEY_METRICS", "SimCLRTask", "check", "check_data", "embed", "evaluate"]
+
+Config = ExperimentConfig
+
+
+def check(cfg: ExperimentConfig) -> None:
+    """SimCLR trains a network with NT-Xent on random batches (keys relative to the section)."""
+    if cfg.model.shallow:
+        raise ConfigError(
+            f"model.name={cfg.model.name!r}: task simclr trains a network; "
+            f"allowed: {', '.join(DEEP_MODELS)}"
+        )
+    if cfg.loss.name != "ntxent":
+        raise ConfigError(f"loss.name={cfg.loss.name!r}: task simclr trains with ntxent")
+    if cfg.sampler.name != "random":
+        raise ConfigError(
+            f"sampler.name={cfg.sampler.name!r}: task simclr draws random batches; "
+            "set sampler.name to random"
+        )
+
+
+def describe(cfg: ExperimentConfig) -> dict[str, Any]:
+    """Labels for the report and the MLflow tags; ``unused``: sections this experiment ignores."""
+    return {
+        "model": cfg.model.name,
+        "loss": cfg.loss.name,
+        "baseline": False,
+        "unused": (),
+    }
+
+
+load_data = load_image_dataset
+
+
+def check_data(cfg: ExperimentConfig, ds: ImageDataset) -> None:
+    holdout = check_holdout(cfg.holdout_classes, ds)
+    if len(ds.indices("train", exclude=holdout)) < 2:
+        raise ConfigError(
+            "holdout_classes: the training split has fewer than 2 images once they are removed"
+        )
+
+
+def train(
+    cfg: ExperimentConfig,
+    ds: ImageDataset,
+    *,
+    checkpoint_dir: Path,
+    fingerprint: str | None = None,
+    on_epoch_end: Any = None,
+    progress: bool = False,
+    desc: str = "",
+) -> Trained:
+    """Train f and g with NT-Xent; export f alone (the projection head is dropped)."""
+    task = SimCLRTask(cfg, ds)
+    return fit_embedder_task(task, cfg, checkpoint_dir, fingerprint, on_epoch_end, progress, desc)
+
+
+def example_input(ds: ImageDataset) -> np.ndarray:
+    return to_input(ds.images[ds.indices("train")[:2]]).numpy()
+
+
+def load_model(model_dir: Path) -> tuple[nn.Module, dict]:
+    from simlearn.models import load_model as _load
+
+    return _load(Path(model_dir) / "model.pt")
+
+
+def embed(cfg: ExperimentConfig, model: nn.Module, ds: ImageDataset, device: Any) -> dict:
+    return embed_labelled(cfg, model, ds, device)
+
+
+def evaluate(
+    cfg: ExperimentConfig, arrays: dict, ds: ImageDataset, figures_dir: Path, name: str
+) -> Evaluation:
+    from simlearn.evaluation.protocol import evaluate_labelled
+
+    metrics, curves, figures = evaluate_labelled(cfg, arrays, ds, figures_dir, name)
+    summary = ("map", "linear_probe_accuracy", "knn_accuracy", "precision_at_1")
+    return Evaluation(metrics, curves, figures, summary)
 
 
 class ProjectionHead(nn.Module):
@@ -64,15 +152,14 @@ class SimCLRTask:
     """Random batches, two views per image, NT-Xent; validation as in the metric task."""
 
     def __init__(self, cfg: ExperimentConfig, ds: ImageDataset) -> None:
-        if cfg.task != "simclr":
-            raise ValueError(f"task={cfg.task!r}: SimCLRTask runs task simclr")
+        check(cfg)
         self.cfg = cfg
         self.ds = ds
-        holdout = check_holdout(cfg, ds)
+        holdout = check_holdout(cfg.holdout_classes, ds)
         self.train_idx = ds.indices("train", exclude=holdout)
         if len(self.train_idx) < 2:
             raise ValueError("the training split has fewer than 2 images after holdout_classes")
-        embedder, self.spec = new_embedder(cfg, ds, self.train_idx)
+        embedder, self.spec = new_embedder(cfg.model, ds.images[self.train_idx], cfg.seed)
         self.model = SimCLRModel(embedder, cfg.model.embedding_dim, cfg.model.projection_dim)
         self._images = DeviceImages(ds.images)
         s = cfg.sampler
@@ -115,4 +202,4 @@ class SimCLRTask:
         return self.criterion(z1, z2), len(rows)
 
     def validate(self, model: nn.Module, device: torch.device) -> dict[str, float]:
-        return validation_figures(self.cfg, self.ds, model.embedder, device)
+        return validation_retrieval(self.cfg, self.ds, model.embedder, device)

@@ -1,0 +1,116 @@
+"""check_params: validate the whole params.yaml before any stage that reads it runs.
+
+    python stages/check_params.py <out.json>
+
+Checks every ``datasets.<name>`` section (:func:`simlearn.config.dataset_config`) and every
+``experiments.<key>`` section (:func:`simlearn.config.experiment_config`: types, ranges, the
+task's rules across keys, and that its dataset is declared), and that every dataset and
+experiment key matches ``^[A-Za-z0-9_-]+$``: keys become folder names and command arguments in
+dvc.yaml, so a space or a ``;`` must never reach a shell. Prints every error with its full key
+and exits 1; otherwise writes ``{"ok": true}`` to <out.json>.
+
+The output is the same whatever the params are. DVC reruns this stage whenever any section
+changes, but the stages that depend on its output see the same file and stay up to date: editing
+one experiment still reruns only that experiment's stages.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+#: what a dataset or experiment key may look like
+KEY_PATTERN = re.compile(r"[A-Za-z0-9_-]+")
+GROUPS = ("datasets", "experiments")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("out", type=Path, help="written with {'ok': true} when every check passes")
+    p.add_argument("--params", type=Path, default=Path("params.yaml"))
+    return p.parse_args(argv)
+
+
+def key_errors(params: Mapping[str, Any]) -> list[str]:
+    """A message for every group that is not a mapping and every key that is not a plain name."""
+    errors = []
+    for group in GROUPS:
+        entries = params.get(group)
+        if entries is None:
+            continue
+        if not isinstance(entries, Mapping):
+            errors.append(
+                f"{group}={entries!r}: expected a mapping of names to sections, "
+                f"got {type(entries).__name__}"
+            )
+            continue
+        for key in entries:
+            if not (isinstance(key, str) and KEY_PATTERN.fullmatch(key)):
+                errors.append(
+                    f"{group}.{key!r}: not allowed as a name; use only letters, digits, '_' and "
+                    f"'-' (^{KEY_PATTERN.pattern}$): names become folder names and command "
+                    "arguments in dvc.yaml"
+                )
+    return errors
+
+
+def section_errors(params: Mapping[str, Any]) -> list[str]:
+    """The ConfigError message of every dataset and experiment section that fails to load."""
+    from simlearn.config import dataset_config, experiment_config
+
+    loaders = {"datasets": dataset_config, "experiments": experiment_config}
+    errors = []
+    for group, load in loaders.items():
+        entries = params.get(group)
+        if not isinstance(entries, Mapping):
+            continue  # reported by key_errors
+        for name in entries:
+            try:
+                load(params, name)
+            except ValueError as e:  # ConfigError, and the sources' own range checks
+                errors.append(str(e))
+    return errors
+
+
+def check(params: Mapping[str, Any]) -> list[str]:
+    """Every error in ``params``, keys first; empty when all of it is valid."""
+    return key_errors(params) + section_errors(params)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    import yaml
+
+    from simlearn.config import ConfigError, load_params
+
+    args.out.unlink(missing_ok=True)  # a failed check never leaves an old "ok" behind
+    try:
+        params = load_params(args.params)
+    except (OSError, ConfigError) as e:
+        print(f"check_params: cannot read {args.params}: {e}", file=sys.stderr)
+        return 1
+    except yaml.YAMLError as e:  # its message gives the line and column
+        print(f"check_params: {args.params} is not valid YAML:\n{e}", file=sys.stderr)
+        return 1
+    errors = check(params)
+    if errors:
+        lines = "\n".join(f"  - {e}" for e in errors)
+        print(f"check_params: {len(errors)} error(s) in {args.params}:\n{lines}", file=sys.stderr)
+        return 1
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"ok": True}) + "\n")
+    counts = {g: len(params.get(g) or {}) for g in GROUPS}
+    print(
+        f"[check_params] {counts['datasets']} datasets and {counts['experiments']} experiments "
+        f"in {args.params} are valid"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
