@@ -9,7 +9,8 @@
 (c) ``--device cuda``: the same N = 10,000 (and ``--large-n``) on the GPU, torch path.
 
 Run: ``python benchmarks/bench_retrieval.py`` (add ``--skip-large`` to leave out (b),
-``--device cuda`` for (c)). Figures go to stdout; ``--json PATH`` also writes them as JSON.
+``--device cuda`` for (c)). Figures go to stdout; ``--json PATH`` also appends them as JSON lines
+for ``benchmarks/gpu_suite.sh`` (see ``benchmarks/suite_results.py``).
 """
 
 from __future__ import annotations
@@ -26,8 +27,11 @@ import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT / "src") not in sys.path:
-    sys.path.insert(0, str(ROOT / "src"))
+for _p in (ROOT / "src", ROOT / "benchmarks"):
+    if str(_p) not in sys.path:
+        sys.path.insert(0, str(_p))
+
+from suite_results import append  # noqa: E402
 
 from simlearn.evaluation.retrieval import retrieval_metrics  # noqa: E402
 
@@ -181,7 +185,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--device", default="cpu", help="cpu, or cuda for case (c)")
     ap.add_argument("--skip-compare", action="store_true", help="leave out case (a)")
     ap.add_argument("--skip-large", action="store_true", help="leave out case (b)")
-    ap.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    ap.add_argument("--json", type=Path, default=None, help="append the figures (JSON lines)")
+    ap.add_argument("--step-name", default="retrieval", help="the suite step of the figures")
     ap.add_argument("--child", type=int, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child is not None:
@@ -197,8 +202,49 @@ def main(argv: list[str] | None = None) -> None:
             figures["compare"] = case_compare(args)
         if not args.skip_large:
             figures["large"] = case_large(args, "cpu")
-    if args.json is not None:
-        args.json.write_text(json.dumps(figures, indent=2))
+    write_suite_lines(args.json, args.step_name, figures, args.dim)
+
+
+def write_suite_lines(
+    path: Path | None, step: str, figures: dict[str, dict[str, float]], dim: int
+) -> None:
+    """The figures as ``suite_results`` lines (nothing when ``path`` is None)."""
+    if "compare" in figures:
+        f = figures["compare"]
+        worst = max(v for k, v in f.items() if k.startswith("absdiff"))
+        note = f"pml {f['pml_s']:.2f} s; max |diff| {worst:.1e}"
+        append(
+            path,
+            step,
+            f"exact metrics, N={f['n']:,}, CPU, speed-up over pml",
+            f["speedup"],
+            "x",
+            note,
+        )
+    if "gpu" in figures:
+        f = figures["gpu"]
+        note = f"CPU numpy path {f['cpu_s']:.2f} s; max |GPU - CPU| {f['max_absdiff_gpu_cpu']:.1e}"
+        append(
+            path, step, f"exact metrics, N={f['n']:,}, D={dim}, on the GPU", f["gpu_s"], "s", note
+        )
+    for key in ("large", "large_gpu"):
+        if key in figures:
+            f = figures[key]
+            where = "on the GPU" if key == "large_gpu" else "CPU"
+            mem = (
+                f"cuda peak {f['cuda_peak_gb']:.2f} GB"
+                if "cuda_peak_gb" in f
+                else f"peak RSS {f['peak_rss_gb']:.2f} GB"
+            )
+            note = f"{mem}; mAP {f['map']:.4f}, MAP@R {f['map_at_r']:.4f}"
+            append(
+                path,
+                step,
+                f"exact metrics, N={f['n']:,}, D={dim}, {where}",
+                f["seconds"],
+                "s",
+                note,
+            )
 
 
 if __name__ == "__main__":

@@ -10,6 +10,8 @@ float32 (N, D), ``labels`` int64 (N,), ``ids`` (N,), ``split`` (N,) and ``holdou
 from __future__ import annotations
 
 import argparse
+import os
+import tempfile
 import time
 from pathlib import Path
 
@@ -41,9 +43,14 @@ def main(argv: list[str] | None = None) -> Path:
     arrays = task.embed(cfg, model, data, device)
     seconds = time.perf_counter() - t0
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_name(args.out.stem + ".tmp.npz")
-    np.savez_compressed(tmp, **arrays)
-    tmp.replace(args.out)
+    fd, tmp = tempfile.mkstemp(dir=args.out.parent, prefix=f".{args.out.stem}.", suffix=".tmp.npz")
+    os.close(fd)  # a unique name: two writers never share a temporary file
+    try:
+        np.savez_compressed(tmp, **arrays)
+        os.replace(tmp, args.out)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
     run_id = tracking.read_run_file(args.model_dir / "run.json")
     logged = {"embed_seconds": seconds}
     emb = arrays.get("embeddings")

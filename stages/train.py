@@ -13,7 +13,9 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import sys
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 import pandas as pd
@@ -34,13 +36,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> dict[str, float]:
     args = parse_args(argv)
     from simlearn import tasks
-    from simlearn.config import ConfigError, experiment_config, load_params, to_dict
-    from simlearn.engine import init_distributed
+    from simlearn.config import ConfigError, experiment_config, load_params
+    from simlearn.engine import TrainerBusyError, checkpoint_lock, init_distributed
 
     params = load_params(args.params)
     cfg = experiment_config(params, args.experiment)
     task = tasks.get(cfg.task)
-    section = to_dict(cfg)
     data = task.load_data(args.data_dir)
     try:  # every check, those that need the data included, before an MLflow run exists
         task.check_data(cfg, data)
@@ -48,9 +49,19 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         raise ConfigError(f"experiments.{args.experiment}.{e}") from None
     info = init_distributed(cfg.train.device)
     ckpt_dir = args.checkpoints / args.experiment
+    try:  # one trainer per experiment: a second one fails here, naming the first one's PID
+        with checkpoint_lock(ckpt_dir) if info.is_main else nullcontext():
+            return _train(args, cfg, task, data, info, ckpt_dir)
+    except TrainerBusyError as e:
+        print(f"train@{args.experiment}: {e}", file=sys.stderr)
+        raise SystemExit(1) from None
 
+
+def _train(args, cfg, task, data, info, ckpt_dir: Path) -> dict[str, float]:
     from simlearn import tracking
+    from simlearn.config import to_dict
 
+    section = to_dict(cfg)
     run_id = None
     if info.is_main:
         run_id = _resume_run_id(ckpt_dir, section) or tracking.start_run(

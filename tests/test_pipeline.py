@@ -35,6 +35,14 @@ PARAMS = {
             "loss": {"name": "batch_hard"},
             "train": {"epochs": 2},
         },
+        "triplet": {  # the distances stage tabulates triplet and raw
+            "task": "metric",
+            "dataset": "digits",
+            "model": {"name": "convnet", "embedding_dim": 16, "width": 8},
+            "loss": {"name": "triplet"},
+            "sampler": {"mining": "semihard"},
+            "train": {"epochs": 1},
+        },
         "bh_unseen": {
             "task": "metric",
             "dataset": "digits",
@@ -136,9 +144,39 @@ def test_second_repro_does_nothing_and_an_edit_reruns_only_its_experiment(repo):
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     status = run([bindir + "/dvc", "status", "--json"], repo, env)
     changed = set(json.loads(status))
-    assert changed == {"train@bh", "embed@bh", "evaluate@bh", "report"}, changed
+    assert changed == {"check_params", "train@bh", "embed@bh", "evaluate@bh", "report"}, changed
     params["experiments"]["bh"]["train"]["epochs"] = 2
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+@pytest.mark.slow
+def test_a_new_task_module_or_another_task_s_edit_leaves_experiments_up_to_date(repo):
+    repo, env, bindir, _ = repo
+    tasks_dir = repo / "src/simlearn/tasks"
+    new = tasks_dir / "newtask.py"
+    simclr = tasks_dir / "simclr.py"
+    original = simclr.read_text()
+    try:
+        new.write_text('"""A task being written."""\n')
+        status = json.loads(run([bindir + "/dvc", "status", "--json"], repo, env))
+        # no experiment's stage changes; the report reads every task module, so it reruns (3 s)
+        assert set(status) == {"check_params", "report"}, status
+        simclr.write_text(original + "\n# an edit of the simclr task\n")
+        status = json.loads(run([bindir + "/dvc", "status", "--json"], repo, env))
+        assert set(status) == {
+            "check_params",
+            "train@ssl",
+            "embed@ssl",
+            "evaluate@ssl",
+            "report",
+        }, status
+        changed = status["train@ssl"][0]["changed deps"]
+        assert changed == {"src/simlearn/tasks/simclr.py": "modified"}, changed
+    finally:
+        new.unlink(missing_ok=True)
+        simclr.write_text(original)
+    status = json.loads(run([bindir + "/dvc", "status", "--json"], repo, env))
+    assert status == {}, status
 
 
 @pytest.mark.slow

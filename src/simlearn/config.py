@@ -17,8 +17,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeVar, get_args, get_origin
 
-import yaml
-
 T = TypeVar("T")
 
 SHALLOW_MODELS = ("raw", "mahalanobis", "lda")
@@ -116,6 +114,11 @@ class TrainConfig:
         _greater("lr", self.lr, 0.0)
         _at_least("weight_decay", self.weight_decay, 0.0)
         _one_of("optimizer", self.optimizer, ("adamw", "sgd"))
+        if self.optimizer == "sgd" and not 0.0 < self.momentum < 1.0:
+            raise ConfigError(
+                f"momentum={self.momentum!r}: optimizer sgd uses Nesterov momentum, "
+                "which needs 0 < momentum < 1"
+            )
         _one_of("scheduler", self.scheduler, ("cosine", "none"))
         _one_of("device", self.device, ("auto", "cpu", "cuda", "mps"))
         if self.grad_clip is not None:
@@ -236,6 +239,7 @@ class ExperimentConfig:
 
 
 def load_params(path: str | Path = "params.yaml") -> dict[str, Any]:
+    import yaml  # lazy: the GPU machine's image has no pyyaml, and the benchmarks need config
     with open(path) as f:
         params = yaml.safe_load(f) or {}
     if not isinstance(params, dict):
@@ -433,6 +437,8 @@ def _text_number_hint(value: Any, integer: bool = False) -> str:
 
     if not isfinite(number):
         return " (nan and inf are not allowed)"
+    import yaml
+
     quoted = isinstance(yaml.safe_load(text), int | float)  # YAML reads it as a number unquoted
     if integer:
         if not number.is_integer():

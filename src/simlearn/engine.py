@@ -6,24 +6,31 @@ engine does the rest:
 - device: CUDA, then MPS, then CPU unless ``train.device`` says otherwise; bf16 autocast on CUDA;
 - seeding: one seed fixes the initial weights and (through the samplers) every batch, so a seeded
   CPU run is reproducible;
-- a checkpoint after every epoch (written to a temporary file, then renamed, so a kill at any
-  moment leaves the last good one intact) and resume from it;
+- a checkpoint after every epoch (written to a uniquely named temporary file, then renamed, so a
+  kill at any moment leaves the last good one intact) and resume from it;
+- one trainer per checkpoint folder: :func:`checkpoint_lock` holds an exclusive ``flock`` on
+  ``train.lock`` there for the whole training, and a second trainer of the same experiment fails
+  at once with :class:`TrainerBusyError` naming the holder's PID;
 - a progress bar with the loss and samples/s, one history row per epoch, an ``on_epoch_end``
   callback (the stage logs the row to MLflow);
-- a non-finite loss stops training with :class:`NonFiniteLossError` naming the epoch and step;
-  the last good checkpoint is kept;
+- a non-finite loss stops training with :class:`NonFiniteLossError` naming the epoch and step,
+  and weights that became non-finite in an epoch's last steps stop it before they are saved: no
+  checkpoint ever holds non-finite weights. The message says whether a good checkpoint is kept;
 - ``torchrun --nproc_per_node=N``: DistributedDataParallel, each rank draws its own share of the
   batches, and rank 0 alone validates, checkpoints and calls back.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import math
 import os
 import random
+import tempfile
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -36,10 +43,16 @@ from torch import nn
 from simlearn.config import TrainConfig
 
 CHECKPOINT = "checkpoint.pt"
+LOCK = "train.lock"  # in the checkpoint folder; holds the PID of the training that owns it
 
 
 class NonFiniteLossError(RuntimeError):
-    """The loss became NaN or infinite; training stopped and the last checkpoint was kept."""
+    """The loss (or the weights) became NaN or infinite; training stopped, and no checkpoint with
+    non-finite values was written."""
+
+
+class TrainerBusyError(RuntimeError):
+    """Another process is training into the same checkpoint folder (it holds the lock)."""
 
 
 class Task(Protocol):
@@ -158,17 +171,105 @@ def gather_across_ranks(t: torch.Tensor) -> torch.Tensor:
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    """Atomic: a crash while writing leaves the previous checkpoint in place."""
+    """Atomic: a crash while writing leaves the previous checkpoint in place.
+
+    The temporary file has a unique name in the same folder, so two writers never share one (and
+    one never renames the other's away), and a failed write removes it.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(state, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def load_checkpoint(path: Path) -> dict[str, Any] | None:
     if not path.exists():
         return None
     return torch.load(path, map_location="cpu", weights_only=True)
+
+
+_HELD_LOCKS: dict[str, int] = {}  # lock path -> how many nested checkpoint_lock blocks hold it
+
+
+@contextlib.contextmanager
+def checkpoint_lock(checkpoint_dir: str | Path) -> Iterator[Path]:
+    """Hold the exclusive lock of ``checkpoint_dir`` for the block: one trainer per experiment.
+
+    The lock is an ``fcntl.flock`` on ``<checkpoint_dir>/train.lock``, which holds the owner's
+    PID. The kernel releases it when the owner exits, however it dies (SIGKILL included), so a
+    stale file never blocks a rerun. A second process fails at once with `TrainerBusyError`
+    naming that PID. Re-entrant within a process: the train stage takes it before it opens the
+    MLflow run, and `fit` takes it again.
+
+    Raises:
+        TrainerBusyError: another process holds the lock.
+    """
+    folder = Path(checkpoint_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / LOCK
+    key = os.path.abspath(path)
+    if _HELD_LOCKS.get(key):
+        _HELD_LOCKS[key] += 1
+        try:
+            yield path
+        finally:
+            _HELD_LOCKS[key] -= 1
+        return
+    fd = _acquire(path)
+    _HELD_LOCKS[key] = 1
+    try:
+        yield path
+    finally:
+        del _HELD_LOCKS[key]
+        os.close(fd)  # releases the flock; the file stays (removing it would race a waiter)
+
+
+def _acquire(path: Path) -> int:
+    """Open and flock ``path``, write our PID into it, and return the descriptor."""
+    import fcntl  # POSIX; the project runs on Linux and macOS
+
+    while True:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as err:
+            os.close(fd)
+            if err.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                raise
+            raise TrainerBusyError(_busy_message(path)) from None
+        try:
+            same_file = os.fstat(fd).st_ino == os.stat(path).st_ino
+        except FileNotFoundError:
+            same_file = False
+        if same_file:
+            break
+        os.close(fd)  # the folder was removed (a finished training) while we waited: retry
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode())
+    return fd
+
+
+def _busy_message(path: Path) -> str:
+    pid = ""
+    for _ in range(20):  # the holder writes its PID just after it takes the lock
+        with contextlib.suppress(OSError):
+            pid = path.read_text().strip()
+        if pid:
+            break
+        time.sleep(0.05)
+    holder = f"process {pid}" if pid else "another process (its PID was not written yet)"
+    return (
+        f"{path.parent} is in use: {holder} is training this experiment and holds {path}. "
+        "Two trainings of one experiment would overwrite each other's checkpoint and MLflow run. "
+        f"Wait for it to finish, or stop it (kill {pid or '<pid>'}) and rerun: with the same "
+        "params, the new training resumes from its last checkpoint."
+    )
 
 
 # ----------------------------------------------------------------------------- the loop
@@ -186,9 +287,49 @@ def fit(
     desc: str = "train",
 ) -> FitResult:
     """Train ``task.model`` for ``cfg.epochs`` epochs, resuming from ``checkpoint_dir`` if a
-    checkpoint with the same ``fingerprint`` (a hash of the params) is there."""
+    checkpoint with the same ``fingerprint`` (a hash of the params) is there.
+
+    Rank 0 holds :func:`checkpoint_lock` on ``checkpoint_dir`` throughout.
+
+    Raises:
+        TrainerBusyError: another process is training into ``checkpoint_dir``.
+        NonFiniteLossError: the loss or the weights became NaN or infinite.
+    """
     info = init_distributed(cfg.device)
     device = pick_device(cfg.device, info.local_rank)
+    with contextlib.ExitStack() as stack:
+        busy: TrainerBusyError | None = None
+        if info.is_main:
+            try:
+                stack.enter_context(checkpoint_lock(checkpoint_dir))
+            except TrainerBusyError as err:
+                busy = err
+        if info.enabled:  # every rank stops together, none waits forever in a collective
+            flag = torch.tensor(float(busy is not None), device=device)
+            dist.all_reduce(flag)
+            if flag.item() > 0 and busy is None:
+                raise TrainerBusyError(
+                    f"rank 0 could not lock {checkpoint_dir}: another training of this "
+                    "experiment is running (rank 0's error names its PID)"
+                )
+        if busy is not None:
+            raise busy
+        return _fit(task, cfg, info, device, seed, Path(checkpoint_dir), fingerprint,
+                    on_epoch_end, progress, desc)  # fmt: skip
+
+
+def _fit(
+    task: Task,
+    cfg: TrainConfig,
+    info: DistInfo,
+    device: torch.device,
+    seed: int,
+    checkpoint_dir: Path,
+    fingerprint: str,
+    on_epoch_end: Callable[[dict[str, float]], None] | None,
+    progress: bool,
+    desc: str,
+) -> FitResult:
     if cfg.num_threads:
         torch.set_num_threads(cfg.num_threads)
     seed_everything(seed, cfg.deterministic)
@@ -204,9 +345,10 @@ def fit(
     scheduler = _scheduler(optimizer, cfg, total_steps)
     use_amp = cfg.amp and device.type == "cuda"
 
-    ckpt_path = Path(checkpoint_dir) / CHECKPOINT
+    ckpt_path = checkpoint_dir / CHECKPOINT
     history: list[dict[str, float]] = []
     start_epoch, resumed = 0, None
+    saved: int | None = None  # epochs completed in this training's last checkpoint
     state = load_checkpoint(ckpt_path)
     # a checkpoint of another architecture is never loaded, whatever fingerprint was passed
     fingerprint = f"{fingerprint}|{_architecture(model)}"
@@ -216,7 +358,7 @@ def fit(
         scheduler.load_state_dict(state["scheduler"])
         torch.set_rng_state(state["torch_rng"])
         history = [dict(r) for r in state["history"]]
-        start_epoch = resumed = int(state["epoch"]) + 1
+        start_epoch = resumed = saved = int(state["epoch"]) + 1
         if info.is_main and progress:
             print(f"[{desc}] resuming after epoch {start_epoch} from {ckpt_path}", flush=True)
 
@@ -228,7 +370,7 @@ def fit(
         for step, batch in enumerate(task.batches(epoch, info.rank, info.world_size)):
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
                 loss, n = task.loss(ddp_model, batch, device)
-            _check_finite(loss, epoch, step, info)
+            _check_finite(loss, epoch, step, info, _kept(ckpt_path, saved))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.grad_clip:
@@ -244,6 +386,8 @@ def fit(
                 bar.update(1)
         if bar is not None:
             bar.close()
+        # the loss was finite, but the epoch's last updates may still have overflowed
+        _check_finite_state(model, optimizer, epoch, info, device, _kept(ckpt_path, saved))
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         seconds = time.perf_counter() - t0
@@ -272,6 +416,7 @@ def fit(
                     "history": history,
                 },
             )
+            saved = epoch + 1
             if on_epoch_end is not None:
                 on_epoch_end(row)
             if progress:
@@ -301,15 +446,57 @@ def _bar(total: int, desc: str, enabled: bool) -> Any:
     return tqdm(total=total, desc=desc, leave=False, dynamic_ncols=True, mininterval=0.5)
 
 
-def _check_finite(loss: torch.Tensor, epoch: int, step: int, info: DistInfo) -> None:
+def _kept(ckpt_path: Path, saved: int | None) -> str:
+    """What a stopped training leaves to resume from, for the error message."""
+    if saved is None:
+        return (
+            "no checkpoint of this training was written yet (one is saved after each epoch), "
+            "so a rerun starts from scratch"
+        )
+    return f"the last good checkpoint, after epoch {saved}, is kept at {ckpt_path}"
+
+
+def _check_finite(
+    loss: torch.Tensor, epoch: int, step: int, info: DistInfo, kept: str = ""
+) -> None:
     bad = torch.tensor(float(not torch.isfinite(loss.detach()).all()), device=loss.device)
     if info.enabled:
         dist.all_reduce(bad)  # every rank stops together, none waits forever in a collective
     if bad.item() > 0:
         raise NonFiniteLossError(
             f"non-finite loss ({float(loss.detach())}) at epoch {epoch + 1}, step {step + 1}; "
-            "training stopped, the last good checkpoint is kept. Lower train.lr, set "
-            "train.grad_clip, or check the inputs."
+            f"training stopped; {kept}. Lower train.lr, set train.grad_clip, or check the inputs."
+        )
+
+
+def _check_finite_state(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    epoch: int,
+    info: DistInfo,
+    device: torch.device,
+    kept: str,
+) -> None:
+    """Stop before a checkpoint with non-finite weights (or optimizer state) could be written.
+
+    A finite loss does not make the update after it finite: an overflowing gradient in an epoch's
+    last step turns the weights into inf or NaN, and only the next loss would show it.
+    """
+    tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
+    for i, state in enumerate(optimizer.state.values()):
+        tensors.update({f"optimizer.state[{i}].{k}": v for k, v in state.items()})
+    named = [(k, v) for k, v in tensors.items() if torch.is_tensor(v) and v.is_floating_point()]
+    finite = torch.stack([torch.isfinite(v).all().to(device) for _, v in named]).cpu()  # (T,)
+    bad = [k for (k, _), ok in zip(named, finite.tolist(), strict=True) if not ok]
+    flag = torch.tensor(float(bool(bad)), device=device)
+    if info.enabled:
+        dist.all_reduce(flag)  # every rank stops together
+    if flag.item() > 0:
+        shown = ", ".join(bad[:4]) + (f" and {len(bad) - 4} more" if len(bad) > 4 else "")
+        raise NonFiniteLossError(
+            f"non-finite weights after epoch {epoch + 1} ({shown or 'on another rank'}): an "
+            "update overflowed although the loss was finite. Training stopped and this epoch "
+            f"was not saved; {kept}. Lower train.lr, set train.grad_clip, or check the inputs."
         )
 
 

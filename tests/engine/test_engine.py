@@ -10,7 +10,17 @@ import pytest
 import torch
 
 from simlearn.config import TrainConfig
-from simlearn.engine import CHECKPOINT, NonFiniteLossError, fit, load_checkpoint, pick_device
+from simlearn.engine import (
+    CHECKPOINT,
+    LOCK,
+    NonFiniteLossError,
+    TrainerBusyError,
+    checkpoint_lock,
+    fit,
+    load_checkpoint,
+    pick_device,
+    save_checkpoint,
+)
 
 HERE = Path(__file__).parent
 TOY = HERE / "toy.py"
@@ -90,7 +100,7 @@ def test_non_finite_loss_names_epoch_and_step_and_keeps_checkpoint(tmp_path):
     from toy import ToyTask
 
     task = ToyTask(nan_at_epoch=3)
-    with pytest.raises(NonFiniteLossError, match=r"at epoch 3, step 1"):
+    with pytest.raises(NonFiniteLossError, match=r"at epoch 3, step 1") as info:
         fit(
             task,
             TrainConfig(epochs=5, lr=0.05, device="cpu"),
@@ -98,6 +108,9 @@ def test_non_finite_loss_names_epoch_and_step_and_keeps_checkpoint(tmp_path):
             checkpoint_dir=tmp_path,
             progress=False,
         )
+    assert f"the last good checkpoint, after epoch 2, is kept at {tmp_path / CHECKPOINT}" in str(
+        info.value
+    )
     state = load_checkpoint(tmp_path / CHECKPOINT)
     assert state["epoch"] == 1  # the last good epoch (0-based): epochs 1 and 2 completed
     assert all(torch.isfinite(v).all() for v in state["model"].values())
@@ -199,3 +212,169 @@ def test_batch_losses_over_gathered_ranks_match_one_process(tmp_path):
             assert res[loss]["grad_norm"] > 1e-3  # a real gradient, not zeros on both sides
             assert res[loss]["loss_diff"] < 1e-6
             assert res[loss]["grad_diff"] < 1e-6 * max(1.0, res[loss]["grad_norm"])
+
+
+def test_non_finite_loss_in_the_first_epoch_says_no_checkpoint_exists(tmp_path):
+    sys.path.insert(0, str(HERE))
+    from toy import ToyTask
+
+    cfg = TrainConfig(epochs=3, lr=0.05, device="cpu")
+    # a checkpoint of other params is there: it is not this training's, and is not "kept"
+    fit(ToyTask(), cfg, seed=0, checkpoint_dir=tmp_path, fingerprint="other", progress=False)
+    with pytest.raises(NonFiniteLossError) as info:
+        fit(ToyTask(nan_at_epoch=1), cfg, seed=0, checkpoint_dir=tmp_path, progress=False)
+    message = str(info.value)
+    assert "at epoch 1, step 1" in message
+    assert "no checkpoint of this training was written yet" in message
+    assert "is kept" not in message
+
+
+class OverflowingTask:
+    """ToyTask whose last step of epoch ``overflow_epoch`` (1-based) has a finite loss but an
+    infinite gradient: d/dw sqrt(w - w) = inf at 0, while sqrt(0) adds nothing to the loss."""
+
+    def __init__(self, overflow_epoch: int) -> None:
+        sys.path.insert(0, str(HERE))
+        from toy import ToyTask
+
+        self.toy = ToyTask()
+        self.model = self.toy.model
+        self.overflow_epoch = overflow_epoch
+        self.steps = 0
+
+    def batches(self, epoch, rank=0, world_size=1):
+        self.epoch = epoch
+        batches = list(self.toy.batches(epoch, rank, world_size))
+        for i, b in enumerate(batches):
+            self.last_step = i == len(batches) - 1
+            yield b
+
+    def loss(self, model, batch, device):
+        loss, n = self.toy.loss(model, batch, device)
+        if self.epoch + 1 == self.overflow_epoch and self.last_step:
+            w = model[0].weight
+            loss = loss + torch.sqrt(w - w.detach()).sum()  # + 0, gradient inf
+        return loss, n
+
+    def validate(self, model, device):
+        return self.toy.validate(model, device)
+
+
+@pytest.mark.parametrize("optimizer", ["adamw", "sgd"])
+def test_weights_that_overflow_at_the_end_of_an_epoch_are_never_saved(tmp_path, optimizer):
+    task = OverflowingTask(overflow_epoch=2)
+    cfg = TrainConfig(epochs=4, lr=0.05, device="cpu", optimizer=optimizer)
+    with pytest.raises(NonFiniteLossError) as info:
+        fit(task, cfg, seed=0, checkpoint_dir=tmp_path, progress=False)
+    message = str(info.value)
+    assert "non-finite weights after epoch 2 (model.0.weight" in message
+    assert "although the loss was finite" in message
+    assert f"the last good checkpoint, after epoch 1, is kept at {tmp_path / CHECKPOINT}" in message
+    assert not all(torch.isfinite(p).all() for p in task.model.parameters())  # it did overflow
+    state = load_checkpoint(tmp_path / CHECKPOINT)
+    assert state["epoch"] == 0  # epoch 1 only: epoch 2 was not saved
+    assert all(torch.isfinite(v).all() for v in state["model"].values())
+    assert [f.name for f in tmp_path.iterdir() if f.name.endswith(".tmp")] == []
+
+
+def test_checkpoint_temporary_files_have_unique_names(tmp_path, monkeypatch):
+    import simlearn.engine as engine
+
+    written = []
+    real_save = torch.save
+
+    def recording_save(obj, f):
+        written.append(Path(f))
+        real_save(obj, f)
+
+    monkeypatch.setattr(engine.torch, "save", recording_save)
+    path = tmp_path / CHECKPOINT
+    save_checkpoint(path, {"epoch": 0})
+    save_checkpoint(path, {"epoch": 1})
+    assert len(set(written)) == 2 and all(p.parent == tmp_path for p in written)
+    assert all(p.name.startswith(".checkpoint.pt.") and p.name.endswith(".tmp") for p in written)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [CHECKPOINT]  # none left behind
+    assert load_checkpoint(path) == {"epoch": 1}
+
+    def failing_save(obj, f):
+        Path(f).write_bytes(b"half a checkpoint")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(engine.torch, "save", failing_save)
+    with pytest.raises(OSError, match="disk full"):
+        save_checkpoint(path, {"epoch": 2})
+    assert sorted(p.name for p in tmp_path.iterdir()) == [CHECKPOINT]
+    assert load_checkpoint(path) == {"epoch": 1}  # the last good one is untouched
+
+
+def test_checkpoint_lock_is_reentrant_and_records_the_pid(tmp_path):
+    sys.path.insert(0, str(HERE))
+    from toy import ToyTask
+
+    with checkpoint_lock(tmp_path) as lock:
+        assert lock == tmp_path / LOCK
+        assert lock.read_text() == f"{os.getpid()}\n"
+        # the train stage holds the lock around fit, which takes it again in the same process
+        res = fit(ToyTask(), TrainConfig(epochs=1, lr=0.05, device="cpu"), seed=0,
+                  checkpoint_dir=tmp_path, progress=False)  # fmt: skip
+        assert len(res.history) == 1
+    with checkpoint_lock(tmp_path):  # released: it can be taken again
+        pass
+
+
+@pytest.mark.slow
+def test_second_trainer_of_one_experiment_fails_at_once_naming_the_holder(tmp_path):
+    first = run_toy(tmp_path, "first", 8, "--sleep", "1.0", wait=False)
+    lock = tmp_path / "ckpt_first" / LOCK
+    deadline = time.time() + 120
+    while time.time() < deadline and not (lock.exists() and lock.read_text().strip()):
+        time.sleep(0.05)
+    assert lock.read_text().strip() == str(first.pid)
+    # a second training into the same checkpoint folder, as a second process
+    second = subprocess.run(
+        [
+            sys.executable,
+            str(TOY),
+            str(tmp_path / "ckpt_first"),
+            str(tmp_path / "second.json"),
+            "8",
+        ],
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    still_training = first.poll() is None
+    assert second.returncode != 0
+    assert "TrainerBusyError" in second.stderr
+    assert f"process {first.pid} is training this experiment" in second.stderr
+    assert f"kill {first.pid}" in second.stderr
+    assert still_training  # it failed at once: it did not wait for the first one to finish
+    assert not (tmp_path / "second.json").exists()
+    assert first.wait(timeout=300) == 0
+    result = json.loads((tmp_path / "first.json").read_text())
+    assert len(result["history"]) == 8 and result["resumed_from_epoch"] is None
+    # the lock went with the first process: a new training of the experiment may start
+    again = run_toy(tmp_path, "first", 8)
+    assert again["resumed_from_epoch"] == 8
+
+
+@pytest.mark.slow
+def test_lock_of_a_killed_trainer_is_released(tmp_path):
+    code = (
+        "import sys, time; from simlearn.engine import checkpoint_lock\n"
+        "with checkpoint_lock(sys.argv[1]):\n    print('locked', flush=True); time.sleep(600)\n"
+    )
+    holder = subprocess.Popen(
+        [sys.executable, "-c", code, str(tmp_path)], env=ENV, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(TrainerBusyError, match=f"process {holder.pid} is training"):
+            with checkpoint_lock(tmp_path):
+                pass
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    with checkpoint_lock(tmp_path) as lock:  # the kernel dropped the dead holder's lock
+        assert lock.read_text() == f"{os.getpid()}\n"

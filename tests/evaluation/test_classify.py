@@ -10,6 +10,7 @@ from simlearn.evaluation import (
     linear_probe_accuracy,
     nearest_class_mean_accuracy,
 )
+from simlearn.evaluation.classify import weighted_knn_accuracy
 
 
 def blobs(n: int, dim: int, n_classes: int, spread: float, seed: int):
@@ -107,8 +108,8 @@ def test_bad_arguments_fail_early() -> None:
     y = np.array([0, 0, 1, 1])
     with pytest.raises(ValueError, match="k must be an integer in"):
         knn_accuracy(x, y, x, y, k=5)
-    with pytest.raises(ValueError, match="distance='manhattan'"):
-        knn_accuracy(x, y, x, y, distance="manhattan")
+    with pytest.raises(ValueError, match="distance='hamming'"):
+        knn_accuracy(x, y, x, y, distance="hamming")
     with pytest.raises(ValueError, match="test_labels must have shape"):
         knn_accuracy(x, y, x, y[:3])
     with pytest.raises(ValueError, match="dimension 2 but test_emb has 3"):
@@ -119,3 +120,59 @@ def test_bad_arguments_fail_early() -> None:
         linear_probe_accuracy(x, [0, 0, 0, 0], x, y)
     with pytest.raises(ValueError, match="c \\(inverse regularisation strength\\)"):
         linear_probe_accuracy(x, y, x, y, c=0.0)
+
+
+def brute_weighted_knn(xr, yr, xq, k: int, temperature: float) -> np.ndarray:
+    pred = []
+    for q in xq:
+        sims = [float(r @ q / (np.linalg.norm(r) * np.linalg.norm(q))) for r in xr]
+        nearest = sorted(range(len(xr)), key=lambda i: -sims[i])[:k]
+        votes: dict[int, float] = {}
+        for i in nearest:
+            votes[int(yr[i])] = votes.get(int(yr[i]), 0.0) + np.exp(sims[i] / temperature)
+        best = max(votes.values())
+        pred.append(min(c for c, v in votes.items() if v == best))
+    return np.array(pred)
+
+
+@pytest.mark.parametrize(("k", "temperature"), [(1, 0.1), (7, 0.1), (30, 0.5), (150, 0.05)])
+def test_weighted_knn_matches_brute_force(k: int, temperature: float) -> None:
+    xr, yr = blobs(150, 4, 5, spread=3.0, seed=5)
+    xq, yq = blobs(60, 4, 5, spread=3.0, seed=6)
+    acc = weighted_knn_accuracy(xr, yr, xq, yq, k=k, temperature=temperature, chunk=16)
+    expected = np.mean(brute_weighted_knn(xr, yr, xq, k, temperature) == yq)
+    assert acc == pytest.approx(expected)
+    assert 0.0 < acc < 1.0
+
+
+def test_weighted_knn_worked_example() -> None:
+    # query along +x; references at angles 0 (class 1), 60 and 90 degrees (class 0), 180 (class 1)
+    xr = np.array([[1.0, 0.0], [0.5, np.sqrt(3) / 2], [0.0, 2.0], [-3.0, 0.0]])
+    yr = np.array([1, 0, 0, 1])
+    xq = np.array([[2.0, 0.0]])
+    # k = 3: class 1 gets exp(1 / T), class 0 gets exp(0.5 / T) + exp(0 / T)
+    # T = 1: 2.718 > 1.649 + 1 = 2.649 -> class 1; T = 10: 1.105 < 1.051 + 1 -> class 0
+    assert weighted_knn_accuracy(xr, yr, xq, [1], k=3, temperature=1.0) == 1.0
+    assert weighted_knn_accuracy(xr, yr, xq, [0], k=3, temperature=10.0) == 1.0
+    # a tiny temperature is the 1-NN rule, and does not overflow
+    assert weighted_knn_accuracy(xr, yr, xq, [1], k=4, temperature=1e-4) == 1.0
+
+
+def test_weighted_knn_at_a_high_temperature_is_the_majority_vote() -> None:
+    # two classes and an odd k: the majority vote has no tie, and equal weights give it
+    xr, yr = blobs(120, 3, 2, spread=3.0, seed=7)
+    xq, yq = blobs(50, 3, 2, spread=3.0, seed=8)
+    majority = knn_accuracy(xr, yr, xq, yq, k=7, distance="cosine")
+    assert weighted_knn_accuracy(xr, yr, xq, yq, k=7, temperature=1e6) == pytest.approx(majority)
+    assert 0.0 < majority < 1.0
+
+
+def test_weighted_knn_keeps_the_label_values_and_rejects_bad_arguments() -> None:
+    xr = np.array([[1.0, 0.0], [0.0, 1.0]])
+    assert weighted_knn_accuracy(xr, np.array([7, 42]), xr, np.array([7, 42]), k=1) == 1.0
+    with pytest.raises(ValueError, match="k must be an integer in"):
+        weighted_knn_accuracy(xr, [0, 1], xr, [0, 1], k=3)
+    with pytest.raises(ValueError, match="temperature must be > 0"):
+        weighted_knn_accuracy(xr, [0, 1], xr, [0, 1], k=1, temperature=0.0)
+    with pytest.raises(ValueError, match="zero vector"):
+        weighted_knn_accuracy(np.zeros((2, 2)), [0, 1], xr, [0, 1], k=1)

@@ -122,8 +122,8 @@ def test_sampled_pairs_have_the_right_distances() -> None:
 
 def test_bad_arguments_fail_early() -> None:
     x = np.zeros((4, 2))
-    with pytest.raises(ValueError, match="distance='dot'"):
-        pair_distances(x, [0, 0, 1, 1], distance="dot")
+    with pytest.raises(ValueError, match="distance='hamming'"):
+        pair_distances(x, [0, 0, 1, 1], distance="hamming")
     with pytest.raises(ValueError, match="labels must have shape"):
         pair_distances(x, [0, 0, 1])
     with pytest.raises(ValueError, match="max_pairs must be a positive"):

@@ -78,15 +78,27 @@ def brute_force(
     for i in range(len(query)):
         if distance == "euclidean":
             d = ((g - query[i]) ** 2).sum(axis=1)  # squared: same ranking, exact for integers
-        else:
+        elif distance == "cosine":
             qn = query[i] / np.linalg.norm(query[i])
             d = 1.0 - (g / np.linalg.norm(g, axis=1, keepdims=True)) @ qn
+        else:  # one gallery item at a time, from the definitions (exact for integers)
+            d = np.array([minkowski_or_dot(row, query[i], distance) for row in g])
         rel = gl == query_labels[i]
         if self_source:  # the query leaves its own ranking by index
             keep = np.arange(len(g)) != i
             d, rel = d[keep], rel[keep]
         out.append(brute_query(d, rel, ks))
     return out
+
+
+def minkowski_or_dot(a: np.ndarray, b: np.ndarray, distance: str) -> float:
+    """d(a, b) by a loop over the coordinates."""
+    if distance == "manhattan":
+        return sum(abs(u - v) for u, v in zip(a.tolist(), b.tolist(), strict=True))
+    if distance == "chebyshev":
+        return max(abs(u - v) for u, v in zip(a.tolist(), b.tolist(), strict=True))
+    assert distance == "dot"
+    return -sum(u * v for u, v in zip(a.tolist(), b.tolist(), strict=True))
 
 
 def assert_matches_brute(res, brute: list[dict[str, object]], atol: float = 1e-12) -> None:
@@ -173,6 +185,51 @@ def test_float32_and_float64_agree_on_gaussian_data() -> None:
     s64 = retrieval_metrics(x, y, precision="float64").summary()
     for key in ("map", "map_at_r", "r_precision", "precision_at_1", "mrr"):
         assert s32[key] == pytest.approx(s64[key], abs=1e-6)
+
+
+# --------------------------------------------------------------------------------------------
+# L1, L-infinity and dot product: the same metrics, another ranking
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+@pytest.mark.parametrize("distance", ["manhattan", "chebyshev", "dot"])
+def test_other_distances_match_brute_force_with_ties(distance: str, backend: str) -> None:
+    x, y = int_data(140, 3, -2, 2, 5, seed=20)  # a 5x5x5 grid: many exact ties for every d
+    res = retrieval_metrics(x, y, distance=distance, ks=KS, backend=backend)
+    assert res.distance == distance
+    assert_matches_brute(res, brute_force(x.astype(np.int64), y, None, None, distance))
+    d = np.array([minkowski_or_dot(r, x[0].astype(np.int64), distance) for r in x.astype(int)])
+    assert len(np.unique(d)) < len(d) - 1  # ties between matches and non-matches do occur
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+@pytest.mark.parametrize("distance", ["manhattan", "chebyshev", "dot"])
+def test_other_distances_distinct_gallery_wide_integers(distance: str, backend: str) -> None:
+    q, ql = int_data(50, 5, -60, 60, 6, seed=21)  # labels 0..5
+    g, gl = int_data(120, 5, -60, 60, 5, seed=22)  # label 5 absent: lone queries
+    res = retrieval_metrics(q, ql, g, gl, distance=distance, ks=KS, backend=backend, chunk_size=7)
+    brute = brute_force(q.astype(np.int64), ql, g.astype(np.int64), gl, distance)
+    assert_matches_brute(res, brute)
+    assert res.n_queries_without_relevant == int((ql == 5).sum()) > 0
+
+
+def test_aliases_name_the_same_distances() -> None:
+    x, y = int_data(60, 3, -3, 3, 3, seed=23)
+    for alias, name in (("l1", "manhattan"), ("l2", "euclidean"), ("linf", "chebyshev")):
+        a, b = retrieval_metrics(x, y, distance=alias), retrieval_metrics(x, y, distance=name)
+        assert a.distance == name
+        np.testing.assert_array_equal(a.average_precision, b.average_precision)
+
+
+def test_dot_product_ranks_by_the_largest_inner_product() -> None:
+    # worked example: q = (1, 0); q.g = 3, 2, -1 for g = (3, 9), (2, -5), (-1, 0)
+    g = np.array([[-1.0, 0.0], [2.0, -5.0], [3.0, 9.0]], dtype=np.float32)
+    res = retrieval_metrics([[1.0, 0.0]], [1], g, [0, 0, 1], distance="dot", ks=(1, 2))
+    assert res.reciprocal_rank[0] == 1.0 and res.average_precision[0] == 1.0
+    idx, dist = nearest_neighbors([[1.0, 0.0]], g, k=3, distance="dot")
+    np.testing.assert_array_equal(idx, [[2, 1, 0]])
+    np.testing.assert_array_equal(dist, [[-3.0, -2.0, 1.0]])
 
 
 # --------------------------------------------------------------------------------------------
@@ -435,6 +492,34 @@ def test_nearest_neighbors_matches_stable_sort(distance: str) -> None:
         assert i not in idx[i]
 
 
+@pytest.mark.parametrize("distance", ["manhattan", "chebyshev", "dot"])
+def test_nearest_neighbors_other_distances_match_stable_sort(distance: str) -> None:
+    x, _ = int_data(80, 4, -3, 3, 2, seed=24)
+    idx, dist = nearest_neighbors(x, k=7, distance=distance)
+    xi = x.astype(np.int64)
+    for i in range(len(x)):
+        d = np.array([minkowski_or_dot(r, xi[i], distance) for r in xi], dtype=np.float64)
+        d[i] = np.inf  # self excluded
+        expected = np.argsort(d, kind="stable")[:7]  # ties by gallery index
+        np.testing.assert_array_equal(idx[i], expected)
+        np.testing.assert_array_equal(dist[i], d[expected])
+
+
+@pytest.mark.parametrize("distance", ["manhattan", "chebyshev", "dot"])
+def test_query_pr_curve_other_distances_match_sklearn(distance: str) -> None:
+    x, y = int_data(90, 3, -3, 3, 3, seed=25)
+    res = retrieval_metrics(x, y, distance=distance)
+    xi = x.astype(np.int64)
+    for i in (0, 44):
+        curve = query_pr_curve(x, y, index=i, distance=distance)
+        keep = np.arange(len(x)) != i
+        d = np.array([minkowski_or_dot(r, xi[i], distance) for r in xi[keep]])
+        precision, recall, _ = precision_recall_curve(y[keep] == y[i], -d)
+        np.testing.assert_allclose(curve.recall, recall[:-1][::-1])
+        np.testing.assert_allclose(curve.precision, precision[:-1][::-1])
+        assert curve.ap == pytest.approx(res.average_precision[i], abs=1e-12)
+
+
 def test_nearest_neighbors_distinct_gallery() -> None:
     g = np.array([[3.0], [1.0], [1.0], [0.0]])
     idx, dist = nearest_neighbors([[1.0], [2.9]], g, k=3)
@@ -471,7 +556,8 @@ def test_query_pr_curve_without_relevant_item_fails() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"distance": "manhattan"}, "distance='manhattan'"),
+        ({"distance": "hamming"}, "distance='hamming'"),
+        ({"distance": "dot", "precision": "float64"}, "float32 only"),
         ({"ks": (0, 5)}, "ks must hold integers >= 1"),
         ({"ks": ()}, "ks must hold at least one"),
         ({"chunk_size": 0}, "chunk_size must be a positive"),

@@ -100,3 +100,29 @@ def test_stats_match_tolerance_and_nulls():
     recomputed = pd.Series([1.0 + 1e-6, 1.1, np.nan, 3.0, np.nan])
     # within tolerance; off by 0.1; NaN == NaN; null manifest (reported elsewhere); NaN != 2
     assert stats_match(manifest, recomputed).tolist() == [True, False, True, True, False]
+
+
+def test_leakage_flags_cover_every_pair_of_splits():
+    from simlearn.validation.common import add_leakage_flags
+
+    rng = np.random.default_rng(1)
+    frame = pd.DataFrame(
+        {
+            "split": rng.choice(["train", "val", "test"], size=40),
+            "digest": pd.Series(rng.choice(list("abcdefgh"), size=40), dtype=object),
+        }
+    )
+    add_leakage_flags(frame, "digest")
+    for a, b, column in [
+        ("train", "test", "in_train_and_test"),
+        ("train", "val", "in_train_and_val"),
+        ("val", "test", "in_val_and_test"),
+    ]:
+        for i in range(40):  # brute force: row i is in a or b, and its digest occurs in both
+            in_a = any(
+                frame.digest[j] == frame.digest[i] and frame.split[j] == a for j in range(40)
+            )
+            in_b = any(
+                frame.digest[j] == frame.digest[i] and frame.split[j] == b for j in range(40)
+            )
+            assert frame[column][i] == (frame.split[i] in (a, b) and in_a and in_b), (column, i)

@@ -37,6 +37,7 @@ def test_valid_dataset_passes(images_dir):
     assert (report.dataset, report.kind) == ("tiny-images", "images")
     assert {r.table for r in report.results} == {
         "manifest",
+        "files",
         "samples",
         "dataset",
         "splits",
@@ -247,6 +248,7 @@ def test_report_is_strict_json(images_dir, ds):
     assert data["statistics"]["evaluated_expectations"] == len(report.results)
     assert set(data["great_expectations"]) == {
         "manifest",
+        "files",
         "samples",
         "dataset",
         "splits",
@@ -256,3 +258,61 @@ def test_report_is_strict_json(images_dir, ds):
     assert data["great_expectations"]["classes"]["success"] is True
     (failure,) = [r for r in data["results"] if not r["success"]]
     assert failure["target"] == "samples.id"
+
+
+def test_image_shared_by_val_and_test(images_dir, ds, failed):
+    # identical images always share one split: val and test are checked against each other too
+    images = np.load(images_dir / "images.npy")
+    images[TEST_ROW] = images[VAL_ROW]
+    np.save(images_dir / "images.npy", images)
+    manifest = ds.read_manifest(images_dir)
+    for key, value in ds.pixel_stats(images[TEST_ROW]).items():
+        manifest.loc[TEST_ROW, key] = value
+    manifest.loc[TEST_ROW, "sha256"] = ds.sha256_hex(images[TEST_ROW].tobytes())
+    ds.write_manifest(images_dir, manifest)
+
+    report = validate_dataset(images_dir)
+    assert failed(report) == {(IN_SET, "samples.in_val_and_test")}
+    failure = result(report, IN_SET, "samples.in_val_and_test")
+    assert failure.description == "no identical image in both val and test"
+    assert sorted(e["id"] for e in failure.examples) == [
+        f"img-{VAL_ROW:04d}",
+        f"img-{TEST_ROW:04d}",
+    ]
+    assert_named_in_text(report, IN_SET, "samples.in_val_and_test")
+
+
+def _truncate(path, keep):
+    path.write_bytes(path.read_bytes()[:keep])
+
+
+@pytest.mark.parametrize(
+    ("damage", "reason"),
+    [
+        (lambda p: _truncate(p, p.stat().st_size - 100), "truncated: the header promises more"),
+        (lambda p: _truncate(p, 60), "ValueError"),  # cut inside the header
+        (lambda p: p.write_bytes(b""), "EOFError"),
+        (lambda p: p.write_bytes(b"not an array at all, just text"), "not a .npy array file"),
+    ],
+    ids=["truncated", "header_cut", "empty", "not_npy"],
+)
+def test_unreadable_images_npy_fails_a_named_expectation(images_dir, failed, damage, reason):
+    damage(images_dir / "images.npy")
+    report = validate_dataset(images_dir)  # no numpy traceback
+    assert not report.success
+    assert failed(report) == {(IN_SET, "files.loads")}
+    failure = result(report, IN_SET, "files.loads")
+    assert "images.npy loads as a numpy array" in failure.description
+    (example,) = failure.examples
+    assert example["file"] == "images.npy" and reason in example["error"]
+    assert_named_in_text(report, IN_SET, "files.loads")
+    assert "images.npy" in report.failures_text()
+    # the checks that need the pixels are skipped; the manifest is still checked
+    assert {r.table for r in report.results} == {"manifest", "files"}
+
+
+def test_images_npy_of_the_wrong_rank(images_dir, failed):
+    np.save(images_dir / "images.npy", np.array(7, dtype=np.uint8))  # a 0-d array
+    report = validate_dataset(images_dir)
+    assert failed(report) == {(IN_SET, "files.ndim")}
+    assert result(report, IN_SET, "files.ndim").examples[0]["file"] == "images.npy"

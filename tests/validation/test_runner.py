@@ -60,3 +60,35 @@ def test_images_meta_without_required_key(images_dir, ds):
 def test_bad_arguments(images_dir, kwargs, message):
     with pytest.raises(ValueError, match=message):
         validate_dataset(images_dir, **kwargs)
+
+
+def _validate_stage():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "stages" / "validate.py"
+    spec = importlib.util.spec_from_file_location("validate_stage", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_stage_reports_a_truncated_array_and_a_missing_folder(images_dir, tmp_path, capsys):
+    import json
+
+    stage = _validate_stage()
+    params = tmp_path / "params.yaml"
+    params.write_text("datasets:\n  tiny: {source: digits}\n")
+    array = images_dir / "images.npy"
+    array.write_bytes(array.read_bytes()[:-100])
+    reports = tmp_path / "reports"
+    assert stage.main(["tiny", str(images_dir), str(reports), "--params", str(params)]) == 1
+    err = capsys.readouterr().err
+    assert "validate@tiny: FAILED" in err and "files.loads" in err and "images.npy" in err
+    saved = json.loads((reports / "tiny.json").read_text())
+    assert saved["success"] is False
+    # a dataset folder that was never built: the message, not a traceback
+    assert (
+        stage.main(["tiny", str(tmp_path / "nowhere"), str(reports), "--params", str(params)]) == 1
+    )
+    assert "validate@tiny: FAILED" in capsys.readouterr().err

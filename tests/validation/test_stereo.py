@@ -136,3 +136,17 @@ def test_same_left_image_in_train_and_test(stereo_dir, ds, failed):
     assert failed(report) == {(IN_SET, "pairs.in_train_and_test")}
     examples = result(report, IN_SET, "pairs.in_train_and_test").examples
     assert sorted(e["id"] for e in examples) == ["pair-0", "pair-1"]
+
+
+def test_empty_or_truncated_disparity_file_fails_its_expectation(stereo_dir, ds, failed):
+    manifest = ds.read_manifest(stereo_dir)
+    (stereo_dir / manifest.loc[0, "disparity_path"]).write_bytes(b"")  # numpy: EOFError
+    path = stereo_dir / manifest.loc[1, "disparity_path"]
+    path.write_bytes(path.read_bytes()[:-64])  # numpy: ValueError
+
+    report = validate_dataset(stereo_dir)  # no numpy traceback
+    assert (IN_SET, "pairs.disparity_file_ok") in failed(report)
+    assert result(report, IN_SET, "pairs.disparity_file_ok").examples == [
+        {"id": "pair-0", "disparity_file_ok": False},
+        {"id": "pair-1", "disparity_file_ok": False},
+    ]

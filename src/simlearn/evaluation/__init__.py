@@ -4,6 +4,7 @@ from simlearn.evaluation.classify import (
     knn_accuracy,
     linear_probe_accuracy,
     nearest_class_mean_accuracy,
+    weighted_knn_accuracy,
 )
 from simlearn.evaluation.pairs import pair_distances, pair_verification, sample_pairs
 from simlearn.evaluation.retrieval import (
@@ -28,4 +29,5 @@ __all__ = [
     "query_pr_curve",
     "retrieval_metrics",
     "sample_pairs",
+    "weighted_knn_accuracy",
 ]

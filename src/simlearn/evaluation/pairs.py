@@ -19,7 +19,7 @@ pairs drawn uniformly without replacement (every pair equally likely, none twice
 
 from __future__ import annotations
 
-from typing import Final, Literal
+from typing import Final
 
 import numpy as np
 import torch
@@ -30,10 +30,9 @@ from sklearn.metrics import (
     roc_curve,
 )
 
-__all__ = ["pair_distances", "pair_verification", "sample_pairs"]
+from simlearn.evaluation.distances import Distance, canonical_distance
 
-Distance = Literal["euclidean", "cosine"]
-DISTANCES: Final[tuple[str, ...]] = ("euclidean", "cosine")
+__all__ = ["pair_distances", "pair_verification", "sample_pairs"]
 
 # pairs per block when computing distances: (block, D) float64 differences stay small
 _PAIR_BLOCK: Final[int] = 65_536
@@ -99,14 +98,15 @@ def pair_distances(
         max_pairs: at most this many pairs; above it, a uniform sample without replacement
             (see :func:`sample_pairs`).
         seed: seed of that sample.
-        distance: ``"euclidean"`` (``||x_i - x_j||``) or ``"cosine"`` (``1 - cos``), computed
-            in float64 from the differences (no cancellation).
+        distance: ``"euclidean"`` (``||x_i - x_j||``), ``"cosine"`` (``1 - cos``),
+            ``"manhattan"``, ``"chebyshev"`` or ``"dot"`` (``-x_i.x_j``), or an alias (see
+            :mod:`simlearn.evaluation.distances`), computed in float64 from the differences
+            (no cancellation).
 
     Returns:
         distances (P,) float64 and same (P,) bool.
     """
-    if distance not in DISTANCES:
-        raise ValueError(f"distance={distance!r} is not supported; allowed: 'euclidean', 'cosine'")
+    distance = canonical_distance(distance)
     x = emb.detach().cpu().numpy() if isinstance(emb, torch.Tensor) else np.asarray(emb)
     y = labels.detach().cpu().numpy() if isinstance(labels, torch.Tensor) else np.asarray(labels)
     if x.ndim != 2:
@@ -127,6 +127,12 @@ def pair_distances(
         a, b = x[i[s : s + _PAIR_BLOCK]], x[j[s : s + _PAIR_BLOCK]]  # (B, D) each
         if distance == "cosine":
             dist[s : s + _PAIR_BLOCK] = 1.0 - np.einsum("bd,bd->b", a, b)
+        elif distance == "dot":
+            dist[s : s + _PAIR_BLOCK] = -np.einsum("bd,bd->b", a, b)
+        elif distance == "manhattan":
+            dist[s : s + _PAIR_BLOCK] = np.abs(a - b).sum(axis=1)
+        elif distance == "chebyshev":
+            dist[s : s + _PAIR_BLOCK] = np.abs(a - b).max(axis=1)
         else:
             dist[s : s + _PAIR_BLOCK] = np.linalg.norm(a - b, axis=1)
     return dist, y[i] == y[j]

@@ -126,8 +126,10 @@ def validation_retrieval(cfg: Any, ds: Any, model: Any, device: Any) -> dict[str
     idx = ds.indices("val", exclude=np.asarray(cfg.holdout_classes, dtype=np.int64))
     if len(idx) < 2:
         return {}
+    from simlearn.evaluation.distances import normalize_embeddings
+
     with torch.no_grad():
-        emb = embed_images(model, ds.images[idx], device)
+        emb = normalize_embeddings(embed_images(model, ds.images[idx], device), cfg.eval.normalize)
     s = retrieval_metrics(emb, ds.labels[idx], distance=cfg.eval.distance).summary()
     return {"val_map": s["map"], "val_precision_at_1": s["precision_at_1"]}
 
@@ -141,6 +143,7 @@ def evaluate_labelled(
     :func:`simlearn.models.embedder.embed_labelled` wrote."""
     import pandas as pd
 
+    from simlearn.evaluation.distances import normalize_embeddings
     from simlearn.plots.embedding import plot_embedding_map
     from simlearn.plots.retrieval import (
         PRExample,
@@ -150,7 +153,8 @@ def evaluate_labelled(
         plot_roc,
     )
 
-    emb, labels = arrays["embeddings"], arrays["labels"]
+    emb = normalize_embeddings(np.asarray(arrays["embeddings"]), cfg.eval.normalize)
+    labels = arrays["labels"]
     split, holdout = arrays["split"].astype(str), arrays["holdout"]
     metrics, x = labelled_metrics(emb, labels, split, holdout, cfg)
     res, pv = x["result"], x["pairs"]

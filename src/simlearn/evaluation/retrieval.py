@@ -41,21 +41,26 @@ This AP is scikit-learn's, not the rank-by-rank sum ``(1 / R) * sum_j j / p_j`` 
 pytorch-metric-learning's ``mean_average_precision`` computes: the two differ exactly when a
 relevant item ties with another item.
 
-Distances are computed in chunks of queries, each one matrix product of augmented embeddings:
-the squared Euclidean distance ``||q||^2 + ||g||^2 - 2 q.g`` (clamped at 0; ranking by it equals
-ranking by the distance and keeps ties exact) or the cosine distance ``1 - q.g / (||q|| ||g||)``.
-In the default float32 arithmetic, distances between close points carry the cancellation error
-of this formula (about 1e-7 of the squared norms), as in faiss or ``torch.cdist``: items closer
-than that may swap, and BLAS may round the last bit differently for another ``chunk_size``.
-It is exact for integer-valued embeddings whose squared norms and distances stay below 2**24.
+Distances (see :mod:`simlearn.evaluation.distances` for their formulas) are computed in chunks
+of queries. ``euclidean``, ``cosine`` and ``dot`` are one matrix product of augmented embeddings
+each: the squared Euclidean distance ``||q||^2 + ||g||^2 - 2 q.g`` (clamped at 0; ranking by it
+equals ranking by the distance and keeps ties exact), the cosine distance
+``1 - q.g / (||q|| ||g||)`` or the negated dot product ``-q.g``. In the default float32
+arithmetic, distances between close points carry the cancellation error of the Euclidean formula
+(about 1e-7 of the squared norms), as in faiss or ``torch.cdist``: items closer than that may
+swap, and BLAS may round the last bit differently for another ``chunk_size``. It is exact for
+integer-valued embeddings whose squared norms and distances stay below 2**24.
 ``precision="float64"`` shrinks the error to about 1e-16 at roughly twice the cost.
+``manhattan`` and ``chebyshev`` come from the differences (``torch.cdist``, p = 1 or inf): no
+cancellation, exact for integer-valued embeddings whose distances stay below 2**24.
 
 How it is fast: a non-negative float's bit pattern read as an unsigned integer orders like the
 float, so each (query, item) becomes one integer key ``(bits << 1) | relevant`` (32 bits for
 float32: non-match = 0 sorts first within a tie). A row of keys is sorted by value alone
 (``np.sort``, AVX-512 sorting networks, in threads; ``torch.sort`` on a GPU), and the ranks of
 the relevant items are the positions of the odd keys. Every metric then needs only O(R) work
-per query.
+per query. ``dot`` distances may be negative: their sign-magnitude bits become an order-keeping
+32-bit unsigned integer (``+0`` and ``-0`` tie), so its keys take 64 bits (float32 only).
 """
 
 from __future__ import annotations
@@ -71,7 +76,10 @@ import numpy as np
 import torch
 from threadpoolctl import threadpool_limits
 
+from simlearn.evaluation.distances import DISTANCES, Distance, canonical_distance
+
 __all__ = [
+    "DISTANCES",
     "RECALL_LEVELS",
     "QueryPRCurve",
     "RetrievalResult",
@@ -80,11 +88,13 @@ __all__ = [
     "retrieval_metrics",
 ]
 
-Distance = Literal["euclidean", "cosine"]
 Precision = Literal["float32", "float64"]
 Backend = Literal["auto", "numpy", "torch"]
 
-DISTANCES: Final[tuple[str, ...]] = ("euclidean", "cosine")
+#: the distances of the matrix-product path (the others come from the differences)
+_PRODUCT_DISTANCES: Final[tuple[str, ...]] = ("euclidean", "cosine", "dot")
+#: distances that may be negative: their keys need the sign-magnitude conversion
+_SIGNED_DISTANCES: Final[tuple[str, ...]] = ("dot",)
 PRECISIONS: Final[tuple[str, ...]] = ("float32", "float64")
 BACKENDS: Final[tuple[str, ...]] = ("auto", "numpy", "torch")
 
@@ -244,24 +254,29 @@ def _check_ks(ks: Sequence[int]) -> tuple[int, ...]:
 
 
 class _Prepared(NamedTuple):
-    query: torch.Tensor  # (Q, D + 2) augmented queries, sorted by label code
-    gallery: torch.Tensor  # (N, D + 2) augmented gallery, sorted by label code
+    query: torch.Tensor  # (Q, D') queries in ranking form (see _augment), sorted by label code
+    gallery: torch.Tensor  # (N, D') gallery in ranking form, sorted by label code
     query_codes: np.ndarray  # (Q,) int64 label codes, sorted
     query_order: np.ndarray  # (Q,) sorted position -> original query index
     code_start: np.ndarray  # (C,) first gallery column of each label code
     code_end: np.ndarray  # (C,) one past the last
     self_source: bool  # gallery is the query set: sorted query i is sorted column i
+    distance: str  # canonical name
 
 
 def _augment(q: torch.Tensor, g: torch.Tensor, distance: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """Augmented (Q, D + 2) and (N, D + 2) matrices whose product is the ranking distance, so one
+    """Queries (Q, D') and gallery (N, D') in the form :func:`_distance_block` ranks.
+
+    For the product distances, augmented matrices whose product is the ranking distance, so one
     matrix product yields it with no further pass over the (Q, N) block:
 
     - euclidean: ``[q, ||q||^2, 1] . [-2g, 1, ||g||^2] = ||q - g||^2``;
-    - cosine: ``[q/||q||, 1, 0] . [-g/||g||, 1, 0] = 1 - cos(q, g)``.
+    - cosine: ``[q/||q||, 1, 0] . [-g/||g||, 1, 0] = 1 - cos(q, g)``;
+    - dot: ``q . (-g) = -q.g``.
 
-    For integer-valued embeddings whose squared distances stay below 2**24 (float32) every
-    partial sum is an exact integer, so the distances and their ties are exact.
+    manhattan and chebyshev keep ``q`` and ``g`` as they are (their distances come from the
+    differences). For integer-valued embeddings whose squared distances stay below 2**24
+    (float32) every partial sum is an exact integer, so the distances and their ties are exact.
     """
     for name, t in (("query_emb", q), ("gallery_emb", g)):
         if distance == "cosine" and bool((t.norm(dim=1) == 0).any()):
@@ -270,6 +285,15 @@ def _augment(q: torch.Tensor, g: torch.Tensor, distance: str) -> tuple[torch.Ten
         qn, gn = torch.nn.functional.normalize(q, dim=1), torch.nn.functional.normalize(g, dim=1)
         q_a, g_a = torch.ones_like(qn[:, :1]), torch.ones_like(gn[:, :1])
         return torch.cat([qn, q_a, 0 * q_a], 1), torch.cat([-gn, g_a, 0 * g_a], 1)
+    if distance in ("manhattan", "chebyshev"):
+        # |q_i - g_i| <= 2 max|x|, summed over D terms
+        biggest = 2.0 * q.shape[1] * max(float(q.abs().max()), float(g.abs().max()))
+        if not biggest < _MAX_SQ_NORM:
+            raise ValueError(
+                f"embeddings are too large for {q.dtype} distances (bound {biggest:.3g}); "
+                "rescale them"
+            )
+        return q, g
     q_sq = (q * q).sum(dim=1, keepdim=True)  # (Q, 1)
     g_sq = (g * g).sum(dim=1, keepdim=True)  # (N, 1)
     biggest = max(float(q_sq.max()), float(g_sq.max()))
@@ -278,6 +302,8 @@ def _augment(q: torch.Tensor, g: torch.Tensor, distance: str) -> tuple[torch.Ten
             f"embeddings are too large for {q.dtype} distances (squared norm {biggest:.3g}); "
             "rescale them"
         )
+    if distance == "dot":
+        return q, -g
     return (
         torch.cat([q, q_sq, torch.ones_like(q_sq)], 1),
         torch.cat([-2.0 * g, torch.ones_like(g_sq), g_sq], 1),
@@ -295,7 +321,7 @@ def _prepare(
 ) -> _Prepared:
     """Check the inputs, sort queries and gallery by label so that each query's relevant items
     are one contiguous block of gallery columns, and build the augmented matrices."""
-    _one_of("distance", distance, DISTANCES)
+    distance = canonical_distance(distance)
     if (gallery_emb is None) != (gallery_labels is None):
         raise ValueError(
             "gallery_emb and gallery_labels go together: give both, or neither to use the query "
@@ -333,14 +359,32 @@ def _prepare(
     qs = q.index_select(0, torch.from_numpy(q_order).to(device))
     gs = qs if self_source else g.index_select(0, torch.from_numpy(g_order).to(device))
     q_aug, g_aug = _augment(qs, gs, distance)
-    return _Prepared(q_aug, g_aug, q_codes[q_order], q_order, code_start, code_end, self_source)
+    return _Prepared(
+        q_aug, g_aug, q_codes[q_order], q_order, code_start, code_end, self_source, distance
+    )
 
 
 def _distance_block(
-    q_aug: torch.Tensor, g_aug: torch.Tensor, out: torch.Tensor | None = None
+    q_aug: torch.Tensor,
+    g_aug: torch.Tensor,
+    out: torch.Tensor | None = None,
+    distance: str = "euclidean",
 ) -> torch.Tensor:
-    """(Qc, N) ranking distances (squared Euclidean or cosine) clamped at 0, into ``out``."""
-    return torch.mm(q_aug, g_aug.T, out=out).clamp_min_(0.0)
+    """(Qc, N) ranking distances of :func:`_augment`'s forms, into ``out``: squared Euclidean
+    or cosine clamped at 0, the negated dot product, or the Minkowski distance (p = 1, inf)."""
+    if distance not in _PRODUCT_DISTANCES:  # manhattan, chebyshev
+        d = torch.cdist(q_aug, g_aug, p=1.0 if distance == "manhattan" else float("inf"))
+        return d if out is None else out.copy_(d)
+    d = torch.mm(q_aug, g_aug.T, out=out)
+    return d if distance in _SIGNED_DISTANCES else d.clamp_min_(0.0)
+
+
+def _sign_magnitude_keys(d: torch.Tensor) -> torch.Tensor:
+    """(...) int64 keys that order like the float32 values ``d`` (any sign; ``+0`` and ``-0``
+    tie), in ``[-2**31, 2**31)``: the float's sign-magnitude bit pattern as a two's-complement
+    integer."""
+    bits = d.contiguous().view(torch.int32).to(torch.int64)
+    return torch.where(bits < 0, -(bits & 0x7FFFFFFF), bits)
 
 
 # --------------------------------------------------------------------------------------------
@@ -516,17 +560,23 @@ def _chunk_torch(
     n_rel: np.ndarray,
     n_eff: int,
     ks: tuple[int, ...],
+    signed: bool = False,
 ) -> dict[str, np.ndarray]:
     """Torch (GPU) path. Signed keys ``(bits - 2**(w-2)) * 2 + relevant`` order like
-    ``(bits << 1) | relevant`` and never overflow the signed width ``w``."""
-    if dist.dtype == torch.float32:
-        itype, half = torch.int32, 1 << 30
-    else:
-        itype, half = torch.int64, 1 << 62
+    ``(bits << 1) | relevant`` and never overflow the signed width ``w``. ``signed`` (float32
+    distances of any sign): int64 keys ``sign_magnitude(d) * 2 + relevant``."""
     dev = dist.device
-    keys = dist.view(itype)  # (Qc, N) shares memory with dist
-    keys.bitwise_and_(torch.iinfo(itype).max)  # drop the sign of a -0.0
-    keys.sub_(half).mul_(2)
+    if signed:
+        itype = torch.int64
+        keys = _sign_magnitude_keys(dist).mul_(2)  # (Qc, N) in [-2**32, 2**32)
+    else:
+        if dist.dtype == torch.float32:
+            itype, half = torch.int32, 1 << 30
+        else:
+            itype, half = torch.int64, 1 << 62
+        keys = dist.view(itype)  # (Qc, N) shares memory with dist
+        keys.bitwise_and_(torch.iinfo(itype).max)  # drop the sign of a -0.0
+        keys.sub_(half).mul_(2)
     for r0, r1, c0, c1 in blocks:
         keys[r0:r1, c0:c1] += 1
     if self_cols is not None:
@@ -590,7 +640,10 @@ def retrieval_metrics(
         gallery_emb: (N, D) gallery embeddings, or None to use the query set as the gallery, in
             which case a query is excluded from its own ranking by index.
         gallery_labels: (N,) gallery labels; given exactly when ``gallery_emb`` is.
-        distance: ``"euclidean"`` or ``"cosine"`` (``1 - cos``).
+        distance: ``"euclidean"`` (``l2``), ``"cosine"`` (``1 - cos``), ``"manhattan"``
+            (``l1``), ``"chebyshev"`` (``linf``) or ``"dot"`` (``-q.g``, float32 only); see
+            :mod:`simlearn.evaluation.distances`. Normalise the embeddings before, if wanted
+            (:func:`~simlearn.evaluation.distances.normalize_embeddings`).
         ks: cut-offs of P@K.
         chunk_size: queries per chunk (one matrix product; on CPU, one task of a thread).
             None: on CPU, the fewest rows whose keys fill about 2 MiB of cache (at least 32),
@@ -622,6 +675,13 @@ def retrieval_metrics(
     use_torch = backend == "torch" or (backend == "auto" and dev.type != "cpu")
     if not use_torch and dev.type != "cpu":
         raise ValueError(f"backend='numpy' runs on the CPU only, got device={str(dev)!r}")
+    distance = canonical_distance(distance)
+    signed = distance in _SIGNED_DISTANCES
+    if signed and precision != "float32":
+        raise ValueError(
+            f"distance={distance!r} ranks in float32 only (its signed keys need 33 bits); "
+            f"got precision={precision!r}"
+        )
     dtype = torch.float32 if precision == "float32" else torch.float64
     prep = _prepare(query_emb, query_labels, gallery_emb, gallery_labels, distance, dtype, dev)
 
@@ -631,7 +691,7 @@ def retrieval_metrics(
     n_rel_sorted = count[prep.query_codes] - (1 if prep.self_source else 0)  # (Q,) R
 
     active = np.flatnonzero(n_rel_sorted > 0)  # sorted positions of queries with R >= 1
-    key_bytes = 4 if precision == "float32" else 8
+    key_bytes = 4 if precision == "float32" and not signed else 8
     np_float = np.float32 if precision == "float32" else np.float64
     unsigned = np.uint32 if precision == "float32" else np.uint64
     threads = num_threads if num_threads is not None else max(1, torch.get_num_threads())
@@ -665,8 +725,8 @@ def retrieval_metrics(
         if use_torch:
             for sel in chunks:
                 q_aug, blocks, self_cols, n_rel = chunk_inputs(sel)
-                dist = _distance_block(q_aug, prep.gallery)  # (Qc, N)
-                store(sel, _chunk_torch(dist, blocks, self_cols, n_rel, n_eff, ks_t))
+                dist = _distance_block(q_aug, prep.gallery, distance=distance)  # (Qc, N)
+                store(sel, _chunk_torch(dist, blocks, self_cols, n_rel, n_eff, ks_t, signed))
                 del dist
         else:
             # One task per chunk, in threads: the matrix product of a few rows (the gallery
@@ -674,8 +734,13 @@ def retrieval_metrics(
 
             def task(sel: np.ndarray) -> dict[str, np.ndarray]:
                 q_aug, blocks, self_cols, n_rel = chunk_inputs(sel)
-                keys = np.empty((len(sel), n_g), dtype=unsigned)  # (Qc, N)
-                _distance_block(q_aug, prep.gallery, torch.from_numpy(keys.view(np_float)))
+                if signed:  # sign-magnitude -> two's complement -> offset: uint64 in [0, 2**32)
+                    d = _distance_block(q_aug, prep.gallery, distance=distance)  # (Qc, N)
+                    keys = (_sign_magnitude_keys(d) + (1 << 31)).numpy().view(np.uint64)
+                else:
+                    keys = np.empty((len(sel), n_g), dtype=unsigned)  # (Qc, N)
+                    out = torch.from_numpy(keys.view(np_float))
+                    _distance_block(q_aug, prep.gallery, out, distance=distance)
                 return _task_numpy(keys, blocks, self_cols, n_rel, n_eff, ks_t)
 
             # The parallelism is the tasks': BLAS/OpenMP threads inside a small product only
@@ -718,12 +783,13 @@ def nearest_neighbors(
     query set is the gallery and a query is never its own neighbour (removed by index).
 
     Returns:
-        indices (Q, k) int64 into the gallery, and distances (Q, k) float32: Euclidean
-        ``||q - g||`` or cosine ``1 - cos``. The ranking uses float32 distances as
-        :func:`retrieval_metrics` does; the distances returned are recomputed from the
-        differences ``q - g`` (no cancellation between close points).
+        indices (Q, k) int64 into the gallery, and distances (Q, k) float32 (see
+        :mod:`simlearn.evaluation.distances`): Euclidean ``||q - g||``, cosine ``1 - cos``,
+        Manhattan, Chebyshev, or ``-q.g`` for ``dot``. The ranking uses float32 distances as
+        :func:`retrieval_metrics` does; the Euclidean distances returned are recomputed from
+        the differences ``q - g`` (no cancellation between close points).
     """
-    _one_of("distance", distance, DISTANCES)
+    distance = canonical_distance(distance)
     dev = _resolve_device(device)
     q = _as_embeddings("query_emb", query_emb, torch.float32, dev)
     self_source = gallery_emb is None
@@ -743,8 +809,11 @@ def nearest_neighbors(
     with torch.no_grad():
         for s in range(0, n_q, chunk):
             e = min(n_q, s + chunk)
-            d = _distance_block(q_aug[s:e], g_aug)  # (Qc, N)
-            bits = d.view(torch.int32).bitwise_and(0x7FFFFFFF).to(torch.int64)
+            d = _distance_block(q_aug[s:e], g_aug, distance=distance)  # (Qc, N)
+            if distance in _SIGNED_DISTANCES:
+                bits = _sign_magnitude_keys(d)  # (Qc, N) in [-2**31, 2**31)
+            else:
+                bits = d.view(torch.int32).bitwise_and(0x7FFFFFFF).to(torch.int64)
             keys = (bits << 32) | col
             if self_source:
                 ar = torch.arange(e - s, device=dev)
@@ -754,8 +823,13 @@ def nearest_neighbors(
             # reported distances from the differences: no cancellation for close pairs
             if distance == "euclidean":
                 dd = (q[s:e, None, :] - g[idx]).norm(dim=-1)  # (Qc, k)
-            else:
+            elif distance == "cosine":
                 dd = 1.0 - (q_aug[s:e, None, :-2] * -g_aug[idx][..., :-2]).sum(-1)  # (Qc, k)
+            elif distance == "dot":
+                dd = -(q[s:e, None, :] * g[idx]).sum(-1)  # (Qc, k)
+            else:
+                diff = (q[s:e, None, :] - g[idx]).abs()  # (Qc, k, D)
+                dd = diff.sum(-1) if distance == "manhattan" else diff.amax(-1)
             idx_out[s:e] = idx.cpu().numpy()
             dist_out[s:e] = dd.cpu().numpy()
     return idx_out, dist_out
@@ -786,7 +860,8 @@ def query_pr_curve(
     if isinstance(index, bool) or not isinstance(index, int | np.integer) or not 0 <= index < n_q:
         raise ValueError(f"index must be an integer in [0, {n_q - 1}], got {index!r}")
     pos = int(np.flatnonzero(prep.query_order == index)[0])  # sorted position of the query
-    d = _distance_block(prep.query[pos : pos + 1], prep.gallery)[0].double().numpy()  # (N,)
+    block = _distance_block(prep.query[pos : pos + 1], prep.gallery, distance=prep.distance)
+    d = block[0].double().numpy()  # (N,)
     c = prep.query_codes[pos]
     relevant = np.zeros(d.shape[0], dtype=bool)
     relevant[prep.code_start[c] : prep.code_end[c]] = True

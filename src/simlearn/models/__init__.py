@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -55,9 +57,14 @@ def save_model(path: str | Path, model: nn.Module, spec: dict[str, Any]) -> None
             "weight_shape": list(encoder.weight.shape),
             "mean_shape": list(encoder.mean.shape),
         }
-    tmp = Path(path).with_suffix(".tmp")
-    torch.save({"spec": spec, "state_dict": state}, tmp)
-    tmp.replace(path)
+    fd, tmp = tempfile.mkstemp(dir=Path(path).parent, prefix=f".{Path(path).name}.", suffix=".tmp")
+    os.close(fd)  # a unique name: two writers never share a temporary file
+    try:
+        torch.save({"spec": spec, "state_dict": state}, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def load_model(

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from simlearn.augment import random_view
+from simlearn.augment import random_view, view_kwargs
 from simlearn.config import DEEP_MODELS, ConfigError, ExperimentConfig
 from simlearn.data.image_dataset import (
     DeviceImages,
@@ -71,6 +71,12 @@ load_data = load_image_dataset
 
 
 def check_data(cfg: ExperimentConfig, ds: ImageDataset) -> None:
+    a = cfg.augment
+    if (a.jitter > 0 or a.grey_p > 0) and ds.images.shape[3] != 3:
+        raise ConfigError(
+            f"augment.jitter={a.jitter}, augment.grey_p={a.grey_p}: colour views need RGB "
+            f"images; dataset {cfg.dataset!r} has {ds.images.shape[3]} channel(s)"
+        )
     holdout = check_holdout(cfg.holdout_classes, ds)
     if len(ds.indices("train", exclude=holdout)) < 2:
         raise ConfigError(
@@ -104,16 +110,51 @@ def load_model(model_dir: Path) -> tuple[nn.Module, dict]:
 
 
 def embed(cfg: ExperimentConfig, model: nn.Module, ds: ImageDataset, device: Any) -> dict:
-    return embed_labelled(cfg, model, ds, device)
+    """The image-task arrays, plus ``random_embeddings``: the same encoder at its random
+    initialisation (the seeded weights training started from), so that evaluation shows what
+    self-supervision bought."""
+    arrays = embed_labelled(cfg, model, ds, device)
+    train_idx = ds.indices("train", exclude=np.asarray(cfg.holdout_classes, dtype=np.int64))
+    initial, _ = new_embedder(cfg.model, ds.images[train_idx], cfg.seed)
+    arrays["random_embeddings"] = embed_labelled(cfg, initial, ds, device)["embeddings"]
+    return arrays
+
+
+#: the frozen-encoder protocol of the SimCLR benchmarks, for the trained and the random encoder
+_FROZEN = ("map", "linear_probe_accuracy", "weighted_knn_accuracy", "knn_accuracy")
+KEY_METRICS = KEY_METRICS + ("weighted_knn_accuracy",) + tuple(f"random_init_{k}" for k in _FROZEN)
+
+
+def weighted_knn(arrays: dict, emb: np.ndarray) -> float:
+    """The weighted kNN of the SimCLR benchmarks (Wu et al. 2018; k = 200, or the reference size
+    if smaller, T = 0.1, cosine): training split's seen classes as reference, seen test queries."""
+    from simlearn.evaluation import weighted_knn_accuracy
+
+    split, holdout, labels = arrays["split"].astype(str), arrays["holdout"], arrays["labels"]
+    ref = (split == "train") & ~holdout
+    q = (split == "test") & ~holdout
+    k = min(200, int(ref.sum()))
+    return float(weighted_knn_accuracy(emb[ref], labels[ref], emb[q], labels[q], k=k))
 
 
 def evaluate(
     cfg: ExperimentConfig, arrays: dict, ds: ImageDataset, figures_dir: Path, name: str
 ) -> Evaluation:
+    """The image protocol on f, the frozen-encoder figures, and the same for f at random
+    initialisation (``random_init_*``)."""
     from simlearn.evaluation.protocol import evaluate_labelled
 
     metrics, curves, figures = evaluate_labelled(cfg, arrays, ds, figures_dir, name)
-    summary = ("map", "linear_probe_accuracy", "knn_accuracy", "precision_at_1")
+    metrics["weighted_knn_accuracy"] = weighted_knn(arrays, arrays["embeddings"])
+    if "random_embeddings" in arrays:
+        from simlearn.evaluation.protocol import labelled_metrics
+
+        emb = arrays["random_embeddings"]
+        split, holdout = arrays["split"].astype(str), arrays["holdout"]
+        initial, _ = labelled_metrics(emb, arrays["labels"], split, holdout, cfg)
+        initial["weighted_knn_accuracy"] = weighted_knn(arrays, emb)
+        metrics.update({f"random_init_{k}": float(initial[k]) for k in _FROZEN if k in initial})
+    summary = ("map", "linear_probe_accuracy", "weighted_knn_accuracy", "random_init_map")
     return Evaluation(metrics, curves, figures, summary)
 
 
@@ -167,15 +208,7 @@ class SimCLRTask:
             len(self.train_idx), s.batch_size, cfg.seed, s.steps_per_epoch
         )
         self.criterion = NTXentLoss(temperature=cfg.loss.temperature)
-        a = cfg.augment
-        self._view_args: dict[str, Any] = {
-            "degrees": a.degrees,
-            "translate": a.translate,
-            "scale_range": (a.scale_min, a.scale_max),
-            "flip_p": a.flip_p,
-            "brightness": a.brightness,
-            "contrast": a.contrast,
-        }
+        self._view_args: dict[str, Any] = view_kwargs(cfg.augment)
 
     @property
     def embedder(self) -> Embedder:

@@ -142,10 +142,11 @@ def pixel_stat_expectations(columns: Sequence[str]) -> list[Expectation]:
 
 
 def leakage_expectations() -> list[Expectation]:
-    """No image shared between train and test, nor between train and val."""
+    """No image shared between any two splits: identical images always share one split."""
     return [
         expect_false("in_train_and_test", "no identical image in both train and test"),
         expect_false("in_train_and_val", "no identical image in both train and val"),
+        expect_false("in_val_and_test", "no identical image in both val and test"),
     ]
 
 
@@ -242,11 +243,13 @@ def shared_between(split: pd.Series, digest: pd.Series, a: str, b: str) -> pd.Se
 
 
 def add_leakage_flags(frame: pd.DataFrame, digest_column: str) -> None:
-    """Adds `in_train_and_test` and `in_train_and_val` (bool) computed from `digest_column`."""
+    """Adds `in_train_and_test`, `in_train_and_val` and `in_val_and_test` (bool) computed from
+    `digest_column`: one flag per pair of splits."""
     digest = frame[digest_column]
     split = frame["split"].astype(object)
     frame["in_train_and_test"] = shared_between(split, digest, "train", "test")
     frame["in_train_and_val"] = shared_between(split, digest, "train", "val")
+    frame["in_val_and_test"] = shared_between(split, digest, "val", "test")
 
 
 def label_matches_class_name(

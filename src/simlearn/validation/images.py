@@ -2,6 +2,9 @@
 
 Tables validated:
 - `manifest`: the raw manifest has the contract's columns and at least one row.
+- `files`: images.npy loads as a 4-D numpy array. When it does not (truncated, corrupt, not a
+  .npy file), this expectation fails naming the file and the reason, and the tables below, which
+  all need the pixels, are skipped.
 - `samples`: manifest rows plus values recomputed from images.npy (`file_*` shape, dtype,
   sha256 and pixel statistics of row `index`), label/class agreement and leakage flags.
 - `dataset`: one row comparing images.npy with meta.json and the manifest as a whole.
@@ -73,7 +76,25 @@ def build_tables(
     array_path = data_dir / ARRAY_FILE
     if not array_path.is_file():
         raise FileNotFoundError(f"{array_path} is missing: the images dataset has no pixel array")
-    array = np.load(array_path, mmap_mode="r")  # (N, H, W, C) uint8, read in chunks
+    array, error = _open_array(array_path)  # (N, H, W, C) uint8, read in chunks
+    files = pd.DataFrame(
+        {
+            "file": [ARRAY_FILE],
+            "loads": [array is not None],
+            "error": [error],
+            "ndim": pd.Series([None if array is None else array.ndim], dtype="Int64"),
+        }
+    )
+    file_checks = [
+        expect_true("loads", f"{ARRAY_FILE} loads as a numpy array (not truncated or corrupt)"),
+        expect_in_set("ndim", [4], f"{ARRAY_FILE} is 4-D (N, H, W, C)"),
+    ]
+    manifest_checks = [expect_columns(COLUMNS, "manifest"), expect_rows(1, "manifest")]
+    if array is None or array.ndim == 0:  # nothing below can be computed without the pixels
+        return [
+            TableCheck("manifest", manifest, manifest_checks, []),
+            TableCheck("files", files, file_checks, ["file", "error"]),
+        ]
     class_names = [str(c) for c in meta["class_names"]]
     num_classes = int(meta["num_classes"])
 
@@ -96,17 +117,34 @@ def build_tables(
             "class_name_count": [len(class_names)],
         }
     )
-    manifest_checks = [expect_columns(COLUMNS, "manifest"), expect_rows(1, "manifest")]
     sample_checks = _sample_expectations(shape, num_classes, int(array.shape[0]))
     split_checks = split_expectations(splits_frame, min_rows_per_split)
     class_checks = [expect_between("train_rows", "every class 0..C-1 has train rows", 1)]
     return [
         TableCheck("manifest", manifest, manifest_checks, []),
+        TableCheck("files", files, file_checks, ["file", "error"]),
         TableCheck("samples", samples, sample_checks, ["id"]),
         TableCheck("dataset", dataset, _dataset_expectations(), ["name"]),
         TableCheck("splits", splits_frame, split_checks, ["split"]),
         TableCheck("classes", classes, class_checks, ["label", "class_name"]),
     ]
+
+
+def _open_array(path: Path) -> tuple[np.ndarray | None, str | None]:
+    """The memory-mapped array at ``path``, or None and why it cannot be read.
+
+    numpy raises ValueError for a truncated file ("mmap length is greater than file size"), a
+    corrupt header or a pickle (allow_pickle is off), EOFError for an empty file and OSError when
+    the file cannot be read at all.
+    """
+    try:
+        return np.load(path, mmap_mode="r"), None
+    except (OSError, ValueError, EOFError) as err:
+        if "pickled" in str(err):  # numpy's own message suggests loading it unsafely: never
+            return None, "ValueError: not a .npy array file (numpy would have to unpickle it)"
+        if "mmap length" in str(err):
+            return None, f"ValueError: truncated: the header promises more bytes ({err})"
+        return None, f"{type(err).__name__}: {err}"
 
 
 def _samples_frame(frame: pd.DataFrame, array: np.ndarray, class_names: list[str]) -> pd.DataFrame:

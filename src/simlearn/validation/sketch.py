@@ -11,6 +11,13 @@ Tables validated:
 
 The manifest `sha256` may be the digest of the file's bytes or of its decoded pixels (as PIL
 loads them); the recomputed `file_sha256` is whichever of the two the manifest records.
+
+`validate_sketchy_tree(root)` checks a raw tree in the Sketchy layout
+(`rendered_256x256/256x256/{photo,sketch}/tx_000000000000/<class>/`) before it is
+canonicalised, with one table:
+- `tree`: one row per image file (`domain`, `class_name`, `file`), with whether its name parses
+  (`<photo_id>.jpg|png` for photos, `<photo_id>-<k>.png` for sketches), whether a sketch's photo
+  exists in the same class folder, and each photo's number of sketches.
 """
 
 from __future__ import annotations
@@ -198,3 +205,122 @@ def _sample_expectations(num_classes: int) -> list[Expectation]:
         expect_between("num_sketches", "every photo has at least one sketch", 1),
         *leakage_expectations(),
     ]
+
+
+# ----------------------------------------------------------------------------- raw Sketchy tree
+
+SKETCHY_VARIANT = "tx_000000000000"  # Sketchy's folder of the non-augmented renderings
+PHOTO_SUFFIXES: tuple[str, ...] = (".jpg", ".jpeg", ".png")
+
+
+def sketchy_tree_table(root: Path) -> pd.DataFrame:
+    """One row per image file of the Sketchy tree under `root` (the folder holding
+    `rendered_256x256`, or `rendered_256x256` itself, or its `256x256`).
+
+    Columns: `id` (`<domain>/<class>/<file>`), `domain`, `class_name`, `file`, `photo_id`,
+    `name_ok` (the file name parses), `photo_exists` (sketches: a photo with that id in the same
+    class folder; None for photos) and `num_sketches` (photos: sketches naming them; None for
+    sketches). A missing domain folder gives no rows for it; `tree_checks` reports it.
+    """
+    from simlearn.data.readers import sketchy_layout_root
+
+    base = sketchy_layout_root(root)
+    rows: list[dict[str, Any]] = []
+    for domain in DOMAINS:
+        folder = base / domain / SKETCHY_VARIANT
+        if not folder.is_dir():
+            continue
+        for class_dir in sorted(p for p in folder.iterdir() if p.is_dir()):
+            for f in sorted(class_dir.iterdir()):
+                if f.name.startswith(".") or not f.is_file():
+                    continue
+                if domain == "photo":
+                    ok = f.suffix.lower() in PHOTO_SUFFIXES
+                    photo_id = f.stem
+                else:
+                    photo_id, sep, k = f.stem.rpartition("-")
+                    ok = f.suffix.lower() == ".png" and bool(sep) and k.isdigit() and bool(photo_id)
+                rows.append(
+                    {
+                        "id": f"{domain}/{class_dir.name}/{f.name}",
+                        "domain": domain,
+                        "class_name": class_dir.name,
+                        "file": f.name,
+                        "photo_id": photo_id if ok else None,
+                        "name_ok": ok,
+                    }
+                )
+    frame = pd.DataFrame(
+        rows, columns=["id", "domain", "class_name", "file", "photo_id", "name_ok"]
+    )
+    is_photo = (frame["domain"] == "photo").to_numpy()
+    is_sketch = ~is_photo
+    photos = set(zip(frame["class_name"][is_photo], frame["photo_id"][is_photo], strict=True))
+    sketch_keys = list(zip(frame["class_name"], frame["photo_id"], strict=True))
+    counts: dict[tuple[Any, Any], int] = {}
+    for key, sk in zip(sketch_keys, is_sketch, strict=True):
+        if sk:
+            counts[key] = counts.get(key, 0) + 1
+    frame["photo_exists"] = pd.Series(
+        [
+            (key in photos) if sk and ok else None
+            for key, sk, ok in zip(sketch_keys, is_sketch, frame["name_ok"], strict=True)
+        ],
+        dtype=object,
+    )
+    frame["num_sketches"] = pd.Series(
+        [counts.get(key, 0) if p else None for key, p in zip(sketch_keys, is_photo, strict=True)],
+        dtype="Int64",
+    )
+    return frame
+
+
+def tree_checks(root: Path) -> list[TableCheck]:
+    """The tables and expectations of a raw Sketchy tree (see :func:`sketchy_tree_table`)."""
+    from simlearn.data.readers import sketchy_layout_root
+
+    base = sketchy_layout_root(root)
+    folders = pd.DataFrame(
+        {
+            "domain": list(DOMAINS),
+            "folder_exists": [(base / d / SKETCHY_VARIANT).is_dir() for d in DOMAINS],
+        }
+    )
+    folders["files"] = [0, 0]
+    tree = sketchy_tree_table(root)
+    for i, d in enumerate(DOMAINS):
+        folders.loc[i, "files"] = int((tree["domain"] == d).sum())
+    return [
+        TableCheck(
+            "folders",
+            folders,
+            [
+                expect_true(
+                    "folder_exists",
+                    f"rendered_256x256/256x256/<domain>/{SKETCHY_VARIANT}/ exists for both domains",
+                ),
+                expect_between("files", "each domain folder holds image files", 1),
+            ],
+            ["domain"],
+        ),
+        TableCheck(
+            "tree",
+            tree,
+            [
+                expect_true(
+                    "name_ok", "photos are <photo_id>.jpg|png, sketches <photo_id>-<k>.png"
+                ),
+                expect_true("photo_exists", "every sketch's photo exists in the same class folder"),
+                expect_between("num_sketches", "every photo has at least one sketch", 1),
+            ],
+            ["id"],
+        ),
+    ]
+
+
+def validate_sketchy_tree(root: Path) -> Any:
+    """Great Expectations on a raw Sketchy tree; returns a
+    :class:`~simlearn.validation.report.ValidationReport` (dataset = the tree's folder)."""
+    from simlearn.validation.runner import run_tables
+
+    return run_tables(tree_checks(Path(root)), dataset=Path(root).name, kind="sketchy_tree")

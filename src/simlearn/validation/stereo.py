@@ -96,7 +96,7 @@ def _disparity_facts(path: Path | None) -> dict[str, Any]:
     }  # fmt: skip
     try:
         disparity = np.load(path) if path is not None else None
-    except (OSError, ValueError):  # missing, truncated or pickled (allow_pickle is off) file
+    except (OSError, ValueError, EOFError):  # missing, truncated, empty or pickled file
         disparity = None
     if not isinstance(disparity, np.ndarray):
         return facts

@@ -1,0 +1,515 @@
+"""Similarity search: an exact gallery index over an experiment's embeddings.
+
+A :class:`GalleryIndex` holds the gallery vectors of ``data/embeddings/<exp>.npz`` (every row, or
+the photos of a two-domain sketch/photo file), normalised as asked (``none | l2 | sqrt``, see
+:mod:`simlearn.evaluation.distances`), with their rows, ids and labels. :func:`load_index` builds
+it on first use and saves it beside the embeddings as ``<exp>.index.<normalize>.npz``
+(uncompressed, so it loads at disk speed), and rebuilds it when the embeddings change (their
+SHA-256 is stored in the index). An exact flat index is its vectors: faiss's ``IndexFlat``
+stores exactly them, so the saved file serves both backends, and a faiss index is filled from
+it when loaded (one copy).
+
+Search is exact, for every distance of :mod:`simlearn.evaluation.distances`, on one of two
+backends:
+
+- ``faiss`` (``pip install -e ".[faiss]"``): ``IndexFlatL2`` (euclidean), ``IndexFlatIP``
+  (dot, and cosine on unit vectors), ``IndexFlat`` with ``METRIC_L1`` / ``METRIC_Linf``;
+- ``torch``: gallery blocks of :data:`BLOCK_ROWS` rows, one matrix product each (the augmented
+  form of :mod:`simlearn.evaluation.retrieval`: ``[q, ||q||^2, 1] . [-2g, 1, ||g||^2]``) or
+  ``torch.cdist`` for L1 / L-infinity; ``topk`` on the first block, then only the rows whose
+  block minimum beats their current k-th distance are selected again, so that, as faiss's heaps
+  do, most of the gallery costs one comparison pass. On 1,000 queries x 1,000,000 x 128 (one
+  thread) ``topk`` on every 8,192-row block took 1.56x faiss's time; this selection, 0.74x
+  (``benchmarks/bench_search.py``).
+
+``backend="auto"`` takes faiss when it is installed, except for L-infinity, where
+``torch.cdist`` was 3.1x faster than faiss's extra-metric path (39 s against 121 s), while
+faiss's L1 was 1.7x faster than ``torch.cdist`` (15 s against 25 s) (:data:`FAISS_WINS`;
+``benchmarks/bench_search.py``, 1,000 queries x 100,000 x 128, k = 10, one thread).
+
+Both backends return the same neighbours up to ties, and report the same distances: those of
+:mod:`simlearn.evaluation.distances`, recomputed for the k results from the vectors themselves
+(so Euclidean distances are true distances ``||q - g||``, not faiss's squared ones, and carry no
+cancellation error). Results are ordered by (distance, gallery position).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final, Literal
+
+import numpy as np
+import torch
+
+from simlearn.evaluation.distances import (
+    Distance,
+    Normalization,
+    canonical_distance,
+    check_normalization,
+    normalize_embeddings,
+)
+
+__all__ = [
+    "BLOCK_ROWS",
+    "FAISS_WINS",
+    "GalleryIndex",
+    "SearchResult",
+    "build_index",
+    "faiss_available",
+    "index_path",
+    "load_index",
+]
+
+Backend = Literal["auto", "faiss", "torch"]
+BACKENDS: Final[tuple[str, ...]] = ("auto", "faiss", "torch")
+
+#: distances that ``backend="auto"`` sends to faiss when it is installed (L-infinity stays in
+#: torch: ``torch.cdist`` beat faiss's METRIC_Linf 3.1x; faiss's METRIC_L1 beat it 1.7x)
+FAISS_WINS: Final[frozenset[str]] = frozenset({"euclidean", "cosine", "dot", "manhattan"})
+
+#: gallery rows per block of the torch path with many queries: 1,000 x 4,096 float32 distances
+#: (16 MiB) stay in cache for the selection; 8,192 and 16,384 were 20-40 % slower end to end
+BLOCK_ROWS: Final[int] = 4096
+#: with at most this many queries, blocks grow to BIG_BLOCK_ROWS: fewer, larger products
+_FEW_QUERIES: Final[int] = 64
+_BIG_BLOCK_ROWS: Final[int] = 65_536
+#: queries per chunk of the torch path
+_QUERY_CHUNK: Final[int] = 4096
+
+_FORMAT: Final[int] = 1
+
+
+def faiss_available() -> bool:
+    """Whether faiss can be imported (the optional extra ``simlearn[faiss]``)."""
+    try:
+        import faiss  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _faiss() -> Any:
+    try:
+        import faiss
+    except ImportError as e:
+        raise ImportError(
+            'backend="faiss" needs faiss: pip install -e ".[faiss]" (or faiss-cpu)'
+        ) from e
+    return faiss
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def index_path(embeddings: str | Path, normalize: Normalization | str = "none") -> Path:
+    """Where the index of ``embeddings`` (``data/embeddings/<exp>.npz``) under ``normalize`` is
+    saved: beside it, ``<exp>.index.<normalize>.npz``."""
+    p = Path(embeddings)
+    return p.with_name(f"{p.stem}.index.{check_normalization(normalize)}.npz")
+
+
+# --------------------------------------------------------------------------------------------
+# Exact k-NN, one backend each. Both return gallery positions (Q, k); the caller recomputes
+# the distances of the results.
+# --------------------------------------------------------------------------------------------
+
+
+class _TorchFlat:
+    """Exact k-NN in torch over gallery blocks (see the module docstring)."""
+
+    def __init__(self, gallery: torch.Tensor, distance: str) -> None:
+        self.distance = distance
+        g = gallery  # (N, D) float32
+        if distance == "euclidean":
+            g_sq = (g * g).sum(1, keepdim=True)  # (N, 1)
+            self.g = torch.cat([-2.0 * g, torch.ones_like(g_sq), g_sq], 1).contiguous()  # (N, D+2)
+        elif distance == "cosine":
+            self.g = -torch.nn.functional.normalize(g, dim=1)  # -q.g ranks like 1 - cos
+        elif distance == "dot":
+            self.g = -g
+        else:
+            self.g = g.contiguous()
+
+    def _queries(self, q: torch.Tensor) -> torch.Tensor:
+        if self.distance == "euclidean":
+            q_sq = (q * q).sum(1, keepdim=True)  # (Q, 1)
+            return torch.cat([q, q_sq, torch.ones_like(q_sq)], 1)
+        if self.distance == "cosine":
+            return torch.nn.functional.normalize(q, dim=1)
+        return q
+
+    def _block(self, q: torch.Tensor, s: int, e: int, out: torch.Tensor) -> torch.Tensor:
+        """(Qc, e - s) ranking values of gallery rows s:e (smaller = nearer)."""
+        if self.distance in ("manhattan", "chebyshev"):
+            p = 1.0 if self.distance == "manhattan" else float("inf")
+            return torch.cdist(q, self.g[s:e], p=p)
+        return torch.mm(q, self.g[s:e].T, out=out[:, : e - s])
+
+    @torch.no_grad()
+    def search(self, queries: torch.Tensor, k: int) -> torch.Tensor:
+        n = self.g.shape[0]
+        out_idx = torch.empty((queries.shape[0], k), dtype=torch.int64)
+        for c in range(0, queries.shape[0], _QUERY_CHUNK):
+            q = self._queries(queries[c : c + _QUERY_CHUNK])  # (Qc, D')
+            n_q = q.shape[0]
+            rows = BLOCK_ROWS if n_q > _FEW_QUERIES else _BIG_BLOCK_ROWS
+            rows = max(rows, k)  # the first block fills the top k
+            buf = torch.empty((n_q, min(rows, n)), dtype=q.dtype)
+            best_v = best_i = tau = None
+            for s in range(0, n, rows):
+                e = min(n, s + rows)
+                d = self._block(q, s, e, buf)  # (Qc, e - s)
+                if best_v is None:
+                    best_v, best_i = torch.topk(d, k, dim=1, largest=False, sorted=False)
+                    best_i = best_i + s
+                    tau = best_v.amax(1)  # (Qc,) current k-th value
+                    continue
+                sel = (d.amin(1) < tau).nonzero().squeeze(1)  # rows this block can improve
+                if len(sel) == 0:
+                    continue
+                width = min(k, e - s)
+                v, i = torch.topk(d.index_select(0, sel), width, dim=1, largest=False, sorted=False)
+                cv = torch.cat([best_v[sel], v], 1)  # (S, k + width)
+                ci = torch.cat([best_i[sel], i + s], 1)
+                vv, j = torch.topk(cv, k, dim=1, largest=False, sorted=False)
+                best_v[sel], best_i[sel] = vv, torch.gather(ci, 1, j)
+                tau[sel] = vv.amax(1)
+            out_idx[c : c + n_q] = best_i
+        return out_idx
+
+
+class _FaissFlat:
+    """Exact k-NN with a faiss flat index of the right metric."""
+
+    def __init__(self, gallery: np.ndarray, distance: str) -> None:
+        faiss = _faiss()
+        d = gallery.shape[1]
+        self.distance = distance
+        g = np.ascontiguousarray(gallery, dtype=np.float32)
+        if distance == "euclidean":
+            self.index = faiss.IndexFlatL2(d)
+        elif distance in ("cosine", "dot"):
+            self.index = faiss.IndexFlatIP(d)
+            if distance == "cosine":
+                g = normalize_embeddings(g, "l2")
+        else:
+            metric = faiss.METRIC_L1 if distance == "manhattan" else faiss.METRIC_Linf
+            self.index = faiss.IndexFlat(d, metric)
+        self.index.add(g)
+
+    def search(self, queries: torch.Tensor, k: int) -> torch.Tensor:
+        q = np.ascontiguousarray(queries.numpy(), dtype=np.float32)
+        if self.distance == "cosine":
+            q = normalize_embeddings(q, "l2")
+        _, idx = self.index.search(q, k)  # (Q, k); IP: largest first
+        return torch.from_numpy(idx)
+
+
+def _exact_distances(q: torch.Tensor, g: torch.Tensor, distance: str) -> torch.Tensor:
+    """(Q, k) distances between each query (Q, D) and its k results (Q, k, D), from the vectors."""
+    q3 = q[:, None, :]  # (Q, 1, D)
+    if distance == "euclidean":
+        return (q3 - g).norm(dim=-1)
+    if distance == "manhattan":
+        return (q3 - g).abs().sum(-1)
+    if distance == "chebyshev":
+        return (q3 - g).abs().amax(-1)
+    if distance == "dot":
+        return -(q3 * g).sum(-1)
+    qn = torch.nn.functional.normalize(q3, dim=-1)
+    return 1.0 - (qn * torch.nn.functional.normalize(g, dim=-1)).sum(-1)
+
+
+# --------------------------------------------------------------------------------------------
+# The index
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """The k nearest gallery items of each query, nearest first (ties by gallery position)."""
+
+    positions: np.ndarray  # (Q, k) int64 positions in the index
+    rows: np.ndarray  # (Q, k) int64 rows of the embeddings file
+    ids: np.ndarray  # (Q, k) ids
+    labels: np.ndarray  # (Q, k) labels
+    distances: np.ndarray  # (Q, k) float32, see simlearn.evaluation.distances
+    distance: str  # canonical name
+    backend: str  # faiss | torch
+
+
+class GalleryIndex:
+    """Exact search over gallery vectors, normalised once; see the module docstring.
+
+    Args:
+        vectors: (N, D) gallery embeddings as the model gives them; stored normalised.
+        rows: (N,) rows of the embeddings file (default ``0..N-1``).
+        ids: (N,) ids (default: the rows as strings); labels: (N,) (default: -1).
+        normalize: ``none | l2 | sqrt``, applied to the gallery here and to every query.
+        source_sha256: SHA-256 of the embeddings file the vectors come from ("" if none).
+        domain: the domain the gallery was taken from ("" when every row).
+    """
+
+    def __init__(
+        self,
+        vectors: np.ndarray,
+        *,
+        rows: np.ndarray | None = None,
+        ids: np.ndarray | Sequence | None = None,
+        labels: np.ndarray | Sequence | None = None,
+        normalize: Normalization | str = "none",
+        source_sha256: str = "",
+        domain: str = "",
+        _normalized: bool = False,
+    ) -> None:
+        self.normalize = check_normalization(normalize)
+        v = np.asarray(vectors)
+        if v.ndim != 2 or v.shape[0] == 0 or v.shape[1] == 0:
+            raise ValueError(f"vectors must be a non-empty (N, D) array, got shape {v.shape}")
+        if not np.isfinite(v).all():
+            raise ValueError("vectors contain NaN or infinite values")
+        v = np.ascontiguousarray(v, dtype=np.float32)
+        self.vectors = v if _normalized else normalize_embeddings(v, self.normalize)  # (N, D)
+        n = self.vectors.shape[0]
+        self.rows = np.arange(n, dtype=np.int64) if rows is None else np.asarray(rows, np.int64)
+        self.ids = self.rows.astype(str) if ids is None else np.asarray(ids)
+        self.labels = np.full(n, -1, np.int64) if labels is None else np.asarray(labels)
+        for name, a in (("rows", self.rows), ("ids", self.ids), ("labels", self.labels)):
+            if a.shape != (n,):
+                raise ValueError(f"{name} must have shape ({n},), got {a.shape}")
+        self.source_sha256 = source_sha256
+        self.domain = domain
+        self._position = {int(r): i for i, r in enumerate(self.rows)}
+        self._tensor = torch.from_numpy(self.vectors)  # shares memory
+        self._engines: dict[tuple[str, str], Any] = {}
+
+    def __len__(self) -> int:
+        return self.vectors.shape[0]
+
+    def position_of(self, row: int) -> int | None:
+        """The position in the index of row ``row`` of the embeddings file (None: not in it)."""
+        return self._position.get(int(row))
+
+    @property
+    def dim(self) -> int:
+        return self.vectors.shape[1]
+
+    # -- search ---------------------------------------------------------------------------
+
+    def backend_for(self, distance: Distance | str, backend: Backend | str = "auto") -> str:
+        """The backend a search with ``distance`` runs on: ``faiss`` or ``torch``."""
+        if backend not in BACKENDS:
+            raise ValueError(f"backend={backend!r} is not supported; allowed: {BACKENDS}")
+        if backend == "auto":
+            distance = canonical_distance(distance)
+            return "faiss" if distance in FAISS_WINS and faiss_available() else "torch"
+        return backend
+
+    def prepare(self, distance: Distance | str, backend: Backend | str = "auto") -> str:
+        """Build the search structure of ``distance`` now (else the first search does)."""
+        distance = canonical_distance(distance)
+        which = self.backend_for(distance, backend)
+        key = (distance, which)
+        if key not in self._engines:
+            if distance == "cosine" and bool((np.abs(self.vectors).sum(1) == 0).any()):
+                raise ValueError("the gallery has a zero vector: its cosine distance is undefined")
+            if which == "faiss":
+                self._engines[key] = _FaissFlat(self.vectors, distance)
+            else:
+                self._engines[key] = _TorchFlat(self._tensor, distance)
+        return which
+
+    def search(
+        self,
+        queries: np.ndarray | torch.Tensor,
+        k: int,
+        *,
+        distance: Distance | str = "euclidean",
+        backend: Backend | str = "auto",
+        exclude_rows: np.ndarray | Sequence[int] | None = None,
+    ) -> SearchResult:
+        """The ``k`` nearest gallery items of each query.
+
+        Args:
+            queries: (Q, D) or (D,) embeddings as the model gives them (normalised here as the
+                gallery was).
+            k: results per query, at most the gallery size (minus one with ``exclude_rows``).
+            distance: see :mod:`simlearn.evaluation.distances` (aliases ``l1, l2, linf`` too).
+            backend: ``auto`` (see :data:`FAISS_WINS`), ``faiss`` or ``torch``.
+            exclude_rows: (Q,) a row of the embeddings file to leave out of each query's
+                results (the query itself, when it is in the gallery), or -1 for none.
+        """
+        distance = canonical_distance(distance)
+        q = torch.as_tensor(
+            np.asarray(queries) if not isinstance(queries, torch.Tensor) else queries
+        )
+        q = q.detach().cpu().to(torch.float32)
+        if q.ndim == 1:
+            q = q[None, :]
+        if q.ndim != 2 or q.shape[1] != self.dim:
+            raise ValueError(
+                f"queries must be (Q, {self.dim}) embeddings of this gallery, got {tuple(q.shape)}"
+            )
+        if not bool(torch.isfinite(q).all()):
+            raise ValueError("queries contain NaN or infinite values")
+        q = normalize_embeddings(q, self.normalize).contiguous()
+        if distance == "cosine" and bool((q.abs().sum(1) == 0).any()):
+            raise ValueError("a query is a zero vector: its cosine distance is undefined")
+        excl = None
+        if exclude_rows is not None:
+            excl = np.asarray(exclude_rows, dtype=np.int64).reshape(-1)
+            if excl.shape[0] != q.shape[0]:
+                raise ValueError(f"exclude_rows must have {q.shape[0]} entries, got {len(excl)}")
+            excl = np.array([self._position.get(int(r), -1) if r >= 0 else -1 for r in excl])
+        n_max = len(self) - (1 if excl is not None and (excl >= 0).any() else 0)
+        if isinstance(k, bool) or not isinstance(k, int | np.integer) or not 1 <= k <= n_max:
+            raise ValueError(f"k must be an integer in [1, {n_max}] (gallery size), got {k!r}")
+        k = int(k)
+        which = self.prepare(distance, backend)
+        engine = self._engines[(distance, which)]
+        extra = 1 if excl is not None and (excl >= 0).any() else 0
+        pos = engine.search(q, k + extra)  # (Q, k + extra)
+        if extra:
+            drop = pos == torch.from_numpy(excl)[:, None]  # (Q, k + 1)
+            none = ~drop.any(1)
+            drop[none, -1] = True  # nothing to exclude: drop the (k+1)-th
+            pos = pos[~drop].view(q.shape[0], k)
+        dist = _exact_distances(q, self._tensor[pos], distance)  # (Q, k)
+        # order by (distance, position): deterministic, and the same on both backends
+        p_np, d_np = pos.numpy(), dist.numpy()
+        order = np.lexsort((p_np, d_np), axis=-1)
+        p_np = np.take_along_axis(p_np, order, 1)
+        d_np = np.take_along_axis(d_np, order, 1).astype(np.float32)
+        return SearchResult(
+            positions=p_np,
+            rows=self.rows[p_np],
+            ids=self.ids[p_np],
+            labels=self.labels[p_np],
+            distances=d_np,
+            distance=distance,
+            backend=which,
+        )
+
+    # -- persistence ----------------------------------------------------------------------
+
+    def save(self, path: str | Path) -> Path:
+        """Write the index (vectors, rows, ids, labels, metadata) to ``path``, atomically."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        meta = {
+            "format": _FORMAT,
+            "normalize": self.normalize,
+            "source_sha256": self.source_sha256,
+            "domain": self.domain,
+        }
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.npz")
+        np.savez(
+            tmp,
+            vectors=self.vectors,
+            rows=self.rows,
+            ids=self.ids.astype(str),
+            labels=self.labels,
+            meta=np.array(json.dumps(meta)),
+        )
+        tmp.replace(path)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> GalleryIndex:
+        with np.load(path, allow_pickle=False) as z:
+            meta = json.loads(str(z["meta"]))
+            if meta.get("format") != _FORMAT:
+                raise ValueError(f"{path}: index format {meta.get('format')}, expected {_FORMAT}")
+            return cls(
+                z["vectors"],
+                rows=z["rows"],
+                ids=z["ids"],
+                labels=z["labels"],
+                normalize=meta["normalize"],
+                source_sha256=meta["source_sha256"],
+                domain=meta["domain"],
+                _normalized=True,
+            )
+
+
+def _gallery_rows(arrays: Any, domain: str | None) -> tuple[np.ndarray, str]:
+    """Rows of the gallery and the domain they were taken from ("" for every row)."""
+    n = arrays["embeddings"].shape[0]
+    has_domain = "domain" in getattr(arrays, "files", arrays)
+    if domain == "auto":
+        domain = "photo" if has_domain else None
+    if domain is None or domain == "":
+        return np.arange(n, dtype=np.int64), ""
+    if not has_domain:
+        raise ValueError(f"domain={domain!r}: the embeddings have no `domain` array")
+    doms = np.asarray(arrays["domain"]).astype(str)
+    rows = np.flatnonzero(doms == domain)
+    if len(rows) == 0:
+        raise ValueError(f"domain={domain!r}: no such row; domains: {sorted(set(doms.tolist()))}")
+    return rows, domain
+
+
+def build_index(
+    embeddings: str | Path,
+    normalize: Normalization | str = "none",
+    *,
+    domain: str | None = "auto",
+) -> GalleryIndex:
+    """The index of an embeddings file (``embeddings``, ``labels``, ``ids``; ``domain`` for
+    sketch/photo files). ``domain``: ``"auto"`` takes the photos of a two-domain file and every
+    row otherwise; None every row; a name, the rows of that domain."""
+    path = Path(embeddings)
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing: run `dvc repro embed@{path.stem}` first")
+    with np.load(path, allow_pickle=False) as z:
+        rows, dom = _gallery_rows(z, domain)
+        emb = z["embeddings"][rows]
+        labels = z["labels"][rows] if "labels" in z.files else None
+        ids = z["ids"][rows].astype(str) if "ids" in z.files else None
+    return GalleryIndex(
+        emb,
+        rows=rows,
+        ids=ids,
+        labels=labels,
+        normalize=normalize,
+        source_sha256=_sha256(path),
+        domain=dom,
+    )
+
+
+def load_index(
+    embeddings: str | Path,
+    normalize: Normalization | str = "none",
+    *,
+    domain: str | None = "auto",
+    save: bool = True,
+) -> GalleryIndex:
+    """The saved index of ``embeddings`` under ``normalize`` (see :func:`index_path`), or a new
+    one, built and (``save``) written there, when it is missing or was built from other
+    embeddings or for another gallery domain."""
+    path = Path(embeddings)
+    ipath = index_path(path, normalize)
+    if ipath.exists() and path.exists():
+        try:
+            index = GalleryIndex.load(ipath)
+        except (OSError, ValueError, KeyError):
+            index = None  # unreadable or an old format: rebuilt below
+        if index is not None and index.source_sha256 == _sha256(path):
+            with np.load(path, allow_pickle=False) as z:
+                _, dom = _gallery_rows(z, domain)
+            if index.domain == dom:
+                return index
+    index = build_index(path, normalize, domain=domain)
+    if save:
+        index.save(ipath)
+    return index

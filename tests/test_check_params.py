@@ -1,0 +1,224 @@
+"""stages/check_params.py: the whole params.yaml is checked before any stage reads it.
+
+Every fault is written into a copy of the repository's own params.yaml, as a user would write it,
+and must fail with the project's message: the full key, the value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+_spec = importlib.util.spec_from_file_location("check_params", ROOT / "stages" / "check_params.py")
+assert _spec is not None and _spec.loader is not None
+check_params = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(check_params)
+
+
+@pytest.fixture(scope="module")
+def repo_params() -> dict[str, Any]:
+    return yaml.safe_load((ROOT / "params.yaml").read_text())
+
+
+def first_experiment(params: dict[str, Any], task: str = "metric") -> str:
+    """The first experiment of ``task`` that trains a network (has a loss)."""
+    return next(
+        k
+        for k, v in params["experiments"].items()
+        if v["task"] == task and v.get("model", {}).get("name") not in ("raw", "mahalanobis", "lda")
+    )
+
+
+def run(tmp_path: Path, text: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, Path]:
+    params = tmp_path / "params.yaml"
+    params.write_text(text)
+    out = tmp_path / "reports" / "params_check.json"
+    code = check_params.main([str(out), "--params", str(params)])
+    return code, capsys.readouterr().err, out
+
+
+def test_repo_params_pass_and_the_output_does_not_depend_on_them(
+    tmp_path: Path, repo_params: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, err, out = run(tmp_path, (ROOT / "params.yaml").read_text(), capsys)
+    assert code == 0, err
+    first = out.read_bytes()
+    assert json.loads(first) == {"ok": True}
+    # edit one experiment: the check reruns, its output is byte for byte the same, so DVC keeps
+    # every other experiment's train stage up to date
+    edited = json.loads(json.dumps(repo_params))
+    name = first_experiment(edited)
+    edited["experiments"][name].setdefault("train", {})["lr"] = 0.0123
+    code, err, out = run(tmp_path, yaml.safe_dump(edited), capsys)
+    assert code == 0, err
+    assert out.read_bytes() == first
+
+
+@pytest.mark.parametrize(
+    ("group", "key"),
+    [
+        ("experiments", "two words"),
+        ("experiments", "x;touch pwned;"),
+        ("experiments", "a/b"),
+        ("datasets", "dig$its"),
+        ("experiments", 7),
+    ],
+)
+def test_keys_must_be_plain_names(
+    group: str, key: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    params = {
+        "datasets": {"digits": {"source": "digits"}},
+        "experiments": {"ok": {"task": "metric", "dataset": "digits"}},
+    }
+    params[group][key] = (
+        {"source": "digits"} if group == "datasets" else params["experiments"]["ok"]
+    )
+    errors = check_params.key_errors(params)
+    assert errors == [
+        f"{group}.{key!r}: not allowed as a name; use only letters, digits, '_' and '-' "
+        "(^[A-Za-z0-9_-]+$): names become folder names and command arguments in dvc.yaml"
+    ]
+    code, err, out = run(tmp_path, yaml.safe_dump(params), capsys)
+    assert code == 1 and f"{group}.{key!r}: not allowed as a name" in err
+    assert not out.exists()
+    assert not (tmp_path / "pwned").exists() and not Path("pwned").exists()
+
+
+def test_typo_in_a_dataset_name_gets_the_project_message(
+    tmp_path: Path, repo_params: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    params = json.loads(json.dumps(repo_params))
+    name = first_experiment(params)
+    params["experiments"][name]["dataset"] = "digitz"
+    code, err, out = run(tmp_path, yaml.safe_dump(params), capsys)
+    assert code == 1 and not out.exists()
+    assert f"experiments.{name}.dataset='digitz' is not a dataset in params.yaml" in err
+    assert "check_params: 1 error(s)" in err
+
+
+@pytest.mark.parametrize(
+    ("yaml_edit", "expected"),
+    [
+        # YAML 1.1 reads 1e-3 as a string
+        ("lr: 1e-3", "train.lr='1e-3': expected a number; YAML reads 1e-3 as text: write 1.0e-3"),
+        ("lr: 1.0e-3", None),  # what the hint says to write is read as a number
+        ("lr: .nan", "train.lr=nan: must be a finite number (nan and inf are not allowed)"),
+        ("lr: .inf", "train.lr=inf: must be a finite number (nan and inf are not allowed)"),
+        ("lr: '0.01'", "train.lr='0.01': expected a number; it is quoted text: write 0.01 without"),
+        (
+            "epochs: 1e2",
+            "train.epochs='1e2': expected an integer; YAML reads 1e2 as text: write 100",
+        ),
+        ("grad_clip: .inf", "train.grad_clip=inf: must be a finite number"),
+    ],
+)
+def test_numbers_written_in_yaml(
+    yaml_edit: str, expected: str | None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = f"""
+datasets:
+  digits: {{source: digits}}
+experiments:
+  exp:
+    task: metric
+    dataset: digits
+    train: {{{yaml_edit}}}
+"""
+    code, err, out = run(tmp_path, text, capsys)
+    if expected is None:
+        assert code == 0, err
+    else:
+        assert code == 1 and f"experiments.exp.{expected}" in err
+
+
+@pytest.mark.parametrize(
+    ("section", "expected"),
+    [
+        ({"loss": {"margin": float("nan")}}, "loss.margin=nan: must be a finite number"),
+        ({"loss": {"temperature": float("inf")}}, "loss.temperature=inf: must be a finite number"),
+        ({"model": {"shrinkage": float("nan")}}, "model.shrinkage=nan: must be a finite number"),
+        ({"train": {"weight_decay": float("-inf")}}, "weight_decay=-inf: must be a finite number"),
+        ({"augment": {"degrees": float("nan")}}, "augment.degrees=nan: must be a finite number"),
+    ],
+)
+def test_non_finite_numbers_are_refused_everywhere(section: dict[str, Any], expected: str) -> None:
+    params = {
+        "datasets": {"digits": {"source": "digits"}},
+        "experiments": {"exp": {"task": "metric", "dataset": "digits", **section}},
+    }
+    (error,) = check_params.check(params)
+    assert error.startswith("experiments.exp.") and expected in error
+
+
+def test_dataset_sections_are_checked_too() -> None:
+    params = {
+        "datasets": {
+            "digits": {"source": "digits", "val_fraction": float("nan")},
+            "moto": {"source": "motorcycle", "validation": {"min_valid_fraction": "1e-1"}},
+            "nope": {"source": "imagenet"},
+        },
+        "experiments": {},
+    }
+    errors = check_params.check(params)
+    assert len(errors) == 3
+    assert "datasets.digits.val_fraction=nan: must be a finite number" in errors[0]
+    assert errors[1].startswith(
+        "datasets.moto.validation.min_valid_fraction='1e-1': expected a number; "
+        "YAML reads 1e-1 as text: write 1.0e-1"
+    )
+    assert "datasets.nope" in errors[2] and "source='imagenet'" in errors[2]
+
+
+def test_every_error_is_listed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    text = """
+datasets:
+  digits: {source: digits}
+experiments:
+  bad key: {task: metric, dataset: digits}
+  a: {task: metric, dataset: digitz}
+  b: {task: metric, dataset: digits, train: {lr: 3e-4}}
+"""
+    code, err, out = run(tmp_path, text, capsys)
+    assert code == 1 and not out.exists()
+    assert "check_params: 3 error(s)" in err
+    lines = [line for line in err.splitlines() if line.startswith("  - ")]
+    assert lines[0].startswith("  - experiments.'bad key': not allowed as a name")
+    assert lines[1].startswith("  - experiments.a.dataset='digitz' is not a dataset")
+    assert lines[2].startswith("  - experiments.b.train.lr='3e-4': expected a number; YAML reads")
+
+
+def test_unreadable_params(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, err, out = run(tmp_path, "experiments: {a: [\n", capsys)
+    assert code == 1 and "is not valid YAML" in err and "line" in err
+    code, err, out = run(tmp_path, "experiments: [a, b]\n", capsys)
+    assert code == 1 and "experiments=['a', 'b']: expected a mapping of names to sections" in err
+    # a stale "ok" from an earlier run is removed when the check fails
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text('{"ok": true}\n')
+    code, _, _ = run(tmp_path, "experiments: {'a b': {task: metric, dataset: digits}}\n", capsys)
+    assert code == 1 and not out.exists()
+
+
+@pytest.mark.slow
+def test_stage_script_runs_from_the_command_line(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "stages" / "check_params.py"), "reports/params_check.json"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "reports" / "params_check.json").read_text() == '{"ok": true}\n'
