@@ -51,8 +51,8 @@ from suite_results import append  # noqa: E402
 from simlearn.augment import random_view  # noqa: E402
 from simlearn.losses import NTXentLoss  # noqa: E402
 from simlearn.models.embedder import Embedder  # noqa: E402
+from simlearn.models.projection import SimCLRModel  # noqa: E402
 from simlearn.models.resnet import ResNet18Embedding  # noqa: E402
-from simlearn.tasks.simclr import SimCLRModel  # noqa: E402
 
 VARIANTS = ("eager-fp32", "eager-bf16", "eager-bf16-cl", "compiled-bf16-cl", "eager-bf16-cl-det")
 DEFAULT_VARIANTS = ("eager-fp32", "eager-bf16", "eager-bf16-cl", "eager-bf16-cl-det")

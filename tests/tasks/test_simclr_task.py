@@ -6,7 +6,8 @@ from simlearn.config import experiment_config
 from simlearn.engine import fit
 from simlearn.evaluation import retrieval_metrics
 from simlearn.models import Embedder, embed_images, load_model, save_model
-from simlearn.tasks.simclr import ProjectionHead, SimCLRTask
+from simlearn.models.projection import ProjectionHead
+from simlearn.tasks.simclr import SimCLRTask
 
 
 def cfg_for(**exp):

@@ -6,10 +6,12 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 @dataclass
@@ -52,6 +54,8 @@ def load_image_dataset(data_dir: str | Path) -> ImageDataset:
             f"{data_dir}: dataset kind is {meta.get('kind')!r}; this task needs a labelled-image "
             "dataset (kind 'images': digits, mnist, fashion_mnist, cifar10, stl10)"
         )
+    import pandas as pd  # lazy: loading params (check_params, report) need not import it
+
     manifest = pd.read_parquet(data_dir / "manifest.parquet")
     images = np.load(data_dir / "images.npy", mmap_mode="r")
     images = np.asarray(images[manifest["index"].to_numpy()])

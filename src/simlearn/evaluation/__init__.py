@@ -1,33 +1,35 @@
-"""Evaluation of embeddings: exact retrieval metrics, pair verification, classification probes."""
+"""Evaluation of embeddings: exact retrieval metrics, pair verification, classification probes,
+the protocol of labelled embeddings, distances, stereo metrics.
 
-from simlearn.evaluation.classify import (
-    knn_accuracy,
-    linear_probe_accuracy,
-    nearest_class_mean_accuracy,
-    weighted_knn_accuracy,
-)
-from simlearn.evaluation.pairs import pair_distances, pair_verification, sample_pairs
-from simlearn.evaluation.retrieval import (
-    RECALL_LEVELS,
-    QueryPRCurve,
-    RetrievalResult,
-    nearest_neighbors,
-    query_pr_curve,
-    retrieval_metrics,
-)
+Names are looked up in their modules on first use (``from simlearn.evaluation import
+retrieval_metrics``), so importing this package imports neither torch nor scikit-learn.
+"""
 
-__all__ = [
-    "RECALL_LEVELS",
-    "QueryPRCurve",
-    "RetrievalResult",
-    "knn_accuracy",
-    "linear_probe_accuracy",
-    "nearest_class_mean_accuracy",
-    "nearest_neighbors",
-    "pair_distances",
-    "pair_verification",
-    "query_pr_curve",
-    "retrieval_metrics",
-    "sample_pairs",
-    "weighted_knn_accuracy",
-]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_WHERE = {
+    "knn_accuracy": "classify",
+    "linear_probe_accuracy": "classify",
+    "nearest_class_mean_accuracy": "classify",
+    "weighted_knn_accuracy": "classify",
+    "pair_distances": "pairs",
+    "pair_verification": "pairs",
+    "sample_pairs": "pairs",
+    "RECALL_LEVELS": "retrieval",
+    "QueryPRCurve": "retrieval",
+    "RetrievalResult": "retrieval",
+    "nearest_neighbors": "retrieval",
+    "query_pr_curve": "retrieval",
+    "retrieval_metrics": "retrieval",
+}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _WHERE:
+        return getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

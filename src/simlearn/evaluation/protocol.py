@@ -18,13 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from simlearn.evaluation.classify import (
-    knn_accuracy,
-    linear_probe_accuracy,
-    nearest_class_mean_accuracy,
-)
-from simlearn.evaluation.pairs import pair_distances, pair_verification
-from simlearn.evaluation.retrieval import nearest_neighbors, query_pr_curve, retrieval_metrics
+# the metric modules (torch, scikit-learn) are imported by the functions that use them, so that
+# the task modules can read KEY_METRICS cheaply
 
 #: the figures of the report for embedding tasks, most important first
 KEY_METRICS = (
@@ -55,6 +50,14 @@ def labelled_metrics(
         holdout: (N,) bool, True for the classes held out of training.
         cfg: the experiment config (``cfg.eval`` and ``cfg.seed`` are read).
     """
+    from simlearn.evaluation.classify import (
+        knn_accuracy,
+        linear_probe_accuracy,
+        nearest_class_mean_accuracy,
+    )
+    from simlearn.evaluation.pairs import pair_distances, pair_verification
+    from simlearn.evaluation.retrieval import retrieval_metrics
+
     e = cfg.eval
     test = split == "test"
     if test.sum() < 2:
@@ -86,6 +89,8 @@ def seen_unseen_metrics(
     """``seen_<metric>`` and ``unseen_<metric>``: retrieval among the test images of the seen
     classes, and among those of the held-out classes, each group its own query set and gallery.
     Empty when no class is held out; a group with fewer than 2 test images is left out."""
+    from simlearn.evaluation.retrieval import retrieval_metrics
+
     out: dict[str, float] = {}
     if not holdout.any():
         return out
@@ -121,6 +126,7 @@ def validation_retrieval(cfg: Any, ds: Any, model: Any, device: Any) -> dict[str
     kept for the final evaluation, never used to select or tune a model)."""
     import torch
 
+    from simlearn.evaluation.retrieval import retrieval_metrics
     from simlearn.models.embedder import embed_images
 
     idx = ds.indices("val", exclude=np.asarray(cfg.holdout_classes, dtype=np.int64))
@@ -144,6 +150,7 @@ def evaluate_labelled(
     import pandas as pd
 
     from simlearn.evaluation.distances import normalize_embeddings
+    from simlearn.evaluation.retrieval import nearest_neighbors, query_pr_curve
     from simlearn.plots.embedding import plot_embedding_map
     from simlearn.plots.retrieval import (
         PRExample,

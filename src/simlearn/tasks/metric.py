@@ -14,25 +14,22 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-from torch import nn
 
 from simlearn.config import ConfigError, ExperimentConfig
-from simlearn.data.image_dataset import (
-    DeviceImages,
-    ImageDataset,
-    check_holdout,
-    load_image_dataset,
-)
-from simlearn.data.samplers import PairSampler, PKSampler, TripletSampler
-from simlearn.engine import gather_across_ranks
-from simlearn.evaluation.protocol import KEY_METRICS, validation_retrieval
-from simlearn.models import Embedder, fit_shallow, to_input
-from simlearn.models.embedder import embed_labelled, model_spec, new_embedder
+from simlearn.data.image_dataset import ImageDataset, check_holdout, load_image_dataset
+from simlearn.evaluation.protocol import KEY_METRICS
 from simlearn.tasks import Evaluation, Trained, fit_embedder_task
+
+# torch, the engine, the models and scikit-learn are imported where they are used, so that
+# loading params (check_params, report) does not pay for them
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+    from simlearn.models import Embedder
 
 __all__ = ["Config", "KEY_METRICS", "MetricTask", "check", "check_data", "embed", "evaluate"]
 
@@ -126,6 +123,8 @@ def train(
             "samples": 0,
             "samples_per_s": 0.0,
         }
+        from simlearn.evaluation.protocol import validation_retrieval
+
         row.update(validation_retrieval(cfg, ds, model, "cpu"))
         return Trained(model, spec, [row], "cpu", 0.0)
     task = MetricTask(cfg, ds)
@@ -134,6 +133,8 @@ def train(
 
 def example_input(ds: ImageDataset) -> np.ndarray:
     """Two training images as the exported model takes them: float32 (2, C, H, W) in [0, 1]."""
+    from simlearn.models import to_input
+
     return to_input(ds.images[ds.indices("train")[:2]]).numpy()
 
 
@@ -144,6 +145,8 @@ def load_model(model_dir: Path) -> tuple[nn.Module, dict]:
 
 
 def embed(cfg: ExperimentConfig, model: nn.Module, ds: ImageDataset, device: Any) -> dict:
+    from simlearn.models.embedder import embed_labelled
+
     return embed_labelled(cfg, model, ds, device)
 
 
@@ -158,6 +161,9 @@ def evaluate(
 
 def fit_baseline(cfg: ExperimentConfig, ds: ImageDataset) -> tuple[Embedder, dict]:
     """Fit a shallow model (raw, mahalanobis, lda) on the training split's seen classes."""
+    from simlearn.models import Embedder, fit_shallow, to_input
+    from simlearn.models.embedder import model_spec
+
     holdout = check_holdout(cfg.holdout_classes, ds)
     idx = ds.indices("train", exclude=holdout)
     x = to_input(ds.images[idx]).flatten(1).numpy()  # (N, C*H*W) in [0, 1]
@@ -178,6 +184,12 @@ class MetricTask:
                 f"model.name={cfg.model.name!r} is fitted, not trained: use fit_baseline"
             )
         check(cfg)
+        import torch
+
+        from simlearn.data.image_dataset import DeviceImages
+        from simlearn.data.samplers import PairSampler, PKSampler, TripletSampler
+        from simlearn.models.embedder import new_embedder
+
         self.cfg = cfg
         self.ds = ds
         holdout = check_holdout(cfg.holdout_classes, ds)
@@ -212,6 +224,8 @@ class MetricTask:
 
     def _inputs(self, rows: np.ndarray, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
         """Dataset rows -> (float images (B, C, H, W) in [0, 1], labels (B,)) on ``device``."""
+        import torch
+
         key = str(device)
         if key not in self._labels_on:
             self._labels_on[key] = self._y.to(device)
@@ -229,6 +243,10 @@ class MetricTask:
     # -- loss -------------------------------------------------------------------------------
 
     def loss(self, model: nn.Module, batch: Any, device: torch.device) -> tuple[torch.Tensor, int]:
+        import torch
+
+        from simlearn.engine import gather_across_ranks
+
         name, s = self.cfg.loss.name, self.cfg.sampler
         if s.name == "pairs":  # (i, j, same): one forward pass over both sides
             i, j, same = batch
@@ -270,6 +288,8 @@ class MetricTask:
     # -- validation -------------------------------------------------------------------------
 
     def validate(self, model: nn.Module, device: torch.device) -> dict[str, float]:
+        from simlearn.evaluation.protocol import validation_retrieval
+
         return validation_retrieval(self.cfg, self.ds, model, device)
 
 

@@ -14,27 +14,22 @@ linear probe, retrieval mAP) runs on f's embeddings.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-from torch import nn
 
-from simlearn.augment import random_view, view_kwargs
 from simlearn.config import DEEP_MODELS, ConfigError, ExperimentConfig
-from simlearn.data.image_dataset import (
-    DeviceImages,
-    ImageDataset,
-    check_holdout,
-    load_image_dataset,
-)
-from simlearn.data.samplers import RandomBatchSampler
-from simlearn.engine import gather_across_ranks
-from simlearn.evaluation.protocol import KEY_METRICS, validation_retrieval
-from simlearn.losses import NTXentLoss
-from simlearn.models import Embedder, to_input
-from simlearn.models.embedder import embed_labelled, new_embedder
+from simlearn.data.image_dataset import ImageDataset, check_holdout, load_image_dataset
+from simlearn.evaluation.protocol import KEY_METRICS
 from simlearn.tasks import Evaluation, Trained, fit_embedder_task
+
+# torch, the engine and the models are imported where they are used, so that loading params
+# (check_params, report) does not pay for them
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+    from simlearn.models import Embedder
 
 __all__ = ["Config", "KEY_METRICS", "SimCLRTask", "check", "check_data", "embed", "evaluate"]
 
@@ -100,6 +95,8 @@ def train(
 
 
 def example_input(ds: ImageDataset) -> np.ndarray:
+    from simlearn.models import to_input
+
     return to_input(ds.images[ds.indices("train")[:2]]).numpy()
 
 
@@ -113,6 +110,8 @@ def embed(cfg: ExperimentConfig, model: nn.Module, ds: ImageDataset, device: Any
     """The image-task arrays, plus ``random_embeddings``: the same encoder at its random
     initialisation (the seeded weights training started from), so that evaluation shows what
     self-supervision bought."""
+    from simlearn.models.embedder import embed_labelled, new_embedder
+
     arrays = embed_labelled(cfg, model, ds, device)
     train_idx = ds.indices("train", exclude=np.asarray(cfg.holdout_classes, dtype=np.int64))
     initial, _ = new_embedder(cfg.model, ds.images[train_idx], cfg.seed)
@@ -158,42 +157,18 @@ def evaluate(
     return Evaluation(metrics, curves, figures, summary)
 
 
-class ProjectionHead(nn.Module):
-    """SimCLR's g: Linear - BN - ReLU - Linear (the paper's two-layer MLP)."""
-
-    def __init__(self, dim_in: int, dim_out: int) -> None:
-        super().__init__()
-        self.net = nn.Sequential(
-            nn.Linear(dim_in, dim_in, bias=False),
-            nn.BatchNorm1d(dim_in),
-            nn.ReLU(inplace=True),
-            nn.Linear(dim_in, dim_out),
-        )
-
-    def forward(self, h: torch.Tensor) -> torch.Tensor:
-        return self.net(h)
-
-
-class SimCLRModel(nn.Module):
-    """What is trained: ``g(f(x))``. ``embedder`` (f with its input normalisation) is what is
-    saved and evaluated."""
-
-    def __init__(self, embedder: Embedder, embedding_dim: int, projection_dim: int) -> None:
-        super().__init__()
-        self.embedder = embedder
-        self.head: nn.Module = (
-            ProjectionHead(embedding_dim, projection_dim) if projection_dim else nn.Identity()
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.embedder(x))
-
-
 class SimCLRTask:
     """Random batches, two views per image, NT-Xent; validation as in the metric task."""
 
     def __init__(self, cfg: ExperimentConfig, ds: ImageDataset) -> None:
         check(cfg)
+        from simlearn.augment import view_kwargs
+        from simlearn.data.image_dataset import DeviceImages
+        from simlearn.data.samplers import RandomBatchSampler
+        from simlearn.losses import NTXentLoss
+        from simlearn.models.embedder import new_embedder
+        from simlearn.models.projection import SimCLRModel
+
         self.cfg = cfg
         self.ds = ds
         holdout = check_holdout(cfg.holdout_classes, ds)
@@ -222,11 +197,19 @@ class SimCLRTask:
         self, rows: np.ndarray, view_seed: int, device: torch.device
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Two random views (B, C, H, W) in [0, 1] of dataset rows, fixed by ``view_seed``."""
+        import torch
+
+        from simlearn.augment import random_view
+
         x = self._images(rows, device)
         g = torch.Generator().manual_seed(view_seed)
         return random_view(x, g, **self._view_args), random_view(x, g, **self._view_args)
 
     def loss(self, model: nn.Module, batch: Any, device: torch.device) -> tuple[torch.Tensor, int]:
+        import torch
+
+        from simlearn.engine import gather_across_ranks
+
         rows, view_seed = batch
         v1, v2 = self.views(rows, view_seed, device)
         z = model(torch.cat([v1, v2])).float()  # one pass: BN sees both views together
@@ -235,4 +218,6 @@ class SimCLRTask:
         return self.criterion(z1, z2), len(rows)
 
     def validate(self, model: nn.Module, device: torch.device) -> dict[str, float]:
+        from simlearn.evaluation.protocol import validation_retrieval
+
         return validation_retrieval(self.cfg, self.ds, model.embedder, device)
