@@ -53,7 +53,7 @@ class ContrastiveLoss(nn.Module):
             # No pair (e.g. a batch of one): a zero that keeps the graph connected.
             return (a.sum() + b.sum()) * 0.0
         d = self.distance.rowwise(a, b)  # (B,)
-        same = same.to(torch.bool)
+        same = same.to(device=d.device, dtype=torch.bool)  # labels may come from the CPU
         pull = d.pow(2)  # (B,) same class: shrink the distance
         push = (self.margin - d).clamp_min(0.0).pow(2)  # (B,) other class: grow it past m
         return torch.where(same, pull, push).mean()
