@@ -99,7 +99,9 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     if args.model is not None:
         blob = torch.load(args.model, map_location="cpu", weights_only=True)
         net = PatchNet(3, colour=blob["spec"]["colour"], batch_norm=blob["spec"]["batch_norm"])
-        net.load_state_dict({k[4:]: v for k, v in blob["state_dict"].items() if k.startswith("net.")})
+        net.load_state_dict(
+            {k[4:]: v for k, v in blob["state_dict"].items() if k.startswith("net.")}
+        )
     matcher = StereoMatcher("learned", net.to(device), n, dtype=getattr(torch, args.dtype))
     raw = PostProcessing(sgm=False, lr_check=False, subpixel=False, median=1)
     full = PostProcessing(paths=args.paths)
@@ -144,7 +146,9 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         loss.backward()
         opt.step()
 
-    per_step = _timed(lambda: [step() for _ in range(args.train_steps)], device, 1) / args.train_steps
+    per_step = (
+        _timed(lambda: [step() for _ in range(args.train_steps)], device, 1) / args.train_steps
+    )
     figures["train_patches_per_s"] = 3 * args.batch / per_step
 
     threads = torch.get_num_threads() if device.type == "cpu" else 0

@@ -49,6 +49,16 @@ METHODS = {
 }
 
 
+def section_for(params: dict, method: str, dataset: str) -> dict:
+    """The params section a method uses: ``<key>_unseen`` when it is declared for ``dataset``
+    (params tuned on that dataset's validation split), else ``<key>``."""
+    key = METHODS[method]
+    tuned = params["experiments"].get(f"{key}_unseen")
+    if tuned and tuned.get("dataset") == dataset:
+        return dict(tuned)
+    return dict(params["experiments"][key])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--dataset", default="digits")
@@ -79,7 +89,7 @@ def main() -> None:
             for i, h in enumerate(holdouts):
                 unseen = test[np.isin(ds.labels[test], h)]
                 for seed in range(args.seeds):
-                    section = dict(params["experiments"][METHODS[method]])
+                    section = section_for(params, method, args.dataset)
                     section.update(seed=seed, holdout_classes=h, dataset=args.dataset)
                     sampler = dict(section.get("sampler", {}))
                     if sampler.get("name", "pk") == "pk":  # P x K batches: P <= seen classes

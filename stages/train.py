@@ -51,25 +51,38 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     ckpt_dir = args.checkpoints / args.experiment
     try:  # one trainer per experiment: a second one fails here, naming the first one's PID
         with checkpoint_lock(ckpt_dir) if info.is_main else nullcontext():
-            return _train(args, cfg, task, data, info, ckpt_dir)
+            return _train(args, cfg, task, data, info, ckpt_dir, params)
     except TrainerBusyError as e:
         print(f"train@{args.experiment}: {e}", file=sys.stderr)
         raise SystemExit(1) from None
 
 
-def _train(args, cfg, task, data, info, ckpt_dir: Path) -> dict[str, float]:
+def _train(args, cfg, task, data, info, ckpt_dir: Path, params: dict) -> dict[str, float]:
     from simlearn import tracking
     from simlearn.config import to_dict
 
     section = to_dict(cfg)
-    run_id = None
-    if info.is_main:
-        run_id = _resume_run_id(ckpt_dir, section) or tracking.start_run(
+    run = nullcontext(None)
+    if info.is_main:  # RUNNING now; FINISHED when the block ends, FAILED/KILLED if it raises
+        described = task.describe(cfg)
+        run = tracking.training_run(
             args.experiment,
             section,
             dataset=cfg.dataset,
-            extra_tags=_tags(cfg.task, task.describe(cfg)),
+            resume_run_id=_resume_run_id(ckpt_dir, section),
+            layout=tracking.config(params).experiment_per,
+            description=described.get("description"),
+            source="stages/train.py",
+            extra_tags=_tags(cfg.task, described),
         )
+    with run as run_id:
+        return _train_in_run(args, cfg, task, data, info, ckpt_dir, section, run_id)
+
+
+def _train_in_run(args, cfg, task, data, info, ckpt_dir, section, run_id) -> dict[str, float]:
+    from simlearn import tracking
+
+    if info.is_main:
         ckpt_dir.mkdir(parents=True, exist_ok=True)
         (ckpt_dir / "run.json").write_text(json.dumps({"run_id": run_id, "section": section}))
         tracking.log_dataset(

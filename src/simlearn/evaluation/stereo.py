@@ -44,7 +44,9 @@ class DisparityCounts:
     error_sum: float = 0.0  # sum of e over predicted pixels
 
     def __add__(self, other: DisparityCounts) -> DisparityCounts:
-        return DisparityCounts(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(self)))
+        return DisparityCounts(
+            *(getattr(self, f.name) + getattr(other, f.name) for f in fields(self))
+        )
 
     def metrics(self, prefix: str = "") -> dict[str, float]:
         n = self.pixels

@@ -9,6 +9,7 @@ from matplotlib import colormaps
 from matplotlib.colors import ListedColormap, Normalize
 from matplotlib.patches import Patch
 
+from simlearn.evaluation.stereo import valid_ground_truth
 from simlearn.plots._common import (
     ERROR_OK_COLOR,
     WRONG_FRAME_COLOR,
@@ -24,16 +25,22 @@ from simlearn.plots._common import (
 
 
 def _bad_pixel_mask(
-    disparity_pred: np.ndarray, disparity_gt: np.ndarray, threshold: float
+    disparity_pred: np.ndarray,
+    disparity_gt: np.ndarray,
+    threshold: float,
+    mask: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(bad, valid) masks, both (H, W) bool.
 
-    ``valid``: ground truth finite and > 0 (KITTI stores 0, Middlebury inf, where unknown).
+    ``valid``: ground truth known (:func:`simlearn.evaluation.stereo.valid_ground_truth`, the
+    metrics' own rule) and inside ``mask`` when given.
     ``bad``: valid and ``|pred - gt| > threshold``; a non-finite prediction on a valid pixel is bad.
     """
     gt = np.asarray(disparity_gt, dtype=np.float64)
     pred = np.asarray(disparity_pred, dtype=np.float64)
-    valid = np.isfinite(gt) & (np.nan_to_num(gt, nan=0.0, posinf=0.0, neginf=0.0) > 0)
+    valid = valid_ground_truth(gt)
+    if mask is not None:
+        valid &= np.asarray(mask, dtype=bool)
     with np.errstate(invalid="ignore"):
         good = np.abs(pred - gt) <= threshold  # False where pred or gt is NaN/inf
     return valid & ~good, valid
@@ -48,6 +55,7 @@ def plot_disparity(
     title: str,
     max_disp: float,
     bad_threshold: float = 3.0,
+    mask: np.ndarray | None = None,
 ) -> Path:
     """Left image, predicted and ground-truth disparity (one shared colour scale) and bad pixels.
 
@@ -59,6 +67,8 @@ def plot_disparity(
         title: figure title.
         max_disp: top of the shared disparity colour scale, in pixels.
         bad_threshold: a pixel is bad when its error exceeds this many pixels.
+        mask: (H, W) bool, the evaluated pixels (e.g. a held-out block of rows); the error map
+            and its figure count only these. Default: every pixel with ground truth.
     """
     img = np.asarray(left)
     pred = np.asarray(disparity_pred, dtype=np.float64)
@@ -77,7 +87,9 @@ def plot_disparity(
     if img.ndim == 3 and img.shape[-1] == 1:
         img = img[..., 0]
 
-    bad, valid = _bad_pixel_mask(pred, gt, bad_threshold)
+    if mask is not None and np.shape(mask) != hw:
+        raise ValueError(f"mask must have shape {hw} like left, got {np.shape(mask)}")
+    bad, valid = _bad_pixel_mask(pred, gt, bad_threshold, mask)
     n_valid = int(valid.sum())
     bad_pct = 100.0 * bad.sum() / n_valid if n_valid else float("nan")
 
@@ -107,7 +119,7 @@ def plot_disparity(
     ax_err.imshow(codes, cmap=err_cmap, vmin=-0.5, vmax=2.5, interpolation="nearest")
     ax_err.set_title(
         f"error > {bad_threshold:g} px on {bad_pct:.1f}% of the\n"
-        f"{n_valid:,} pixels with ground truth"
+        f"{n_valid:,} {'evaluated ' if mask is not None else ''}pixels with ground truth"
         if n_valid
         else "no pixel has ground truth",
         fontsize=10,
@@ -116,7 +128,11 @@ def plot_disparity(
         handles=[
             Patch(facecolor=ERROR_OK_COLOR, label=f"|error| \u2264 {bad_threshold:g} px"),
             Patch(facecolor=WRONG_FRAME_COLOR, label=f"|error| > {bad_threshold:g} px"),
-            Patch(facecolor="white", edgecolor="0.5", label="no ground truth"),
+            Patch(
+                facecolor="white",
+                edgecolor="0.5",
+                label="no ground truth" if mask is None else "not evaluated / no ground truth",
+            ),
         ],
         loc="upper center",
         bbox_to_anchor=(0.5, 0.0),
@@ -129,7 +145,12 @@ def plot_disparity(
     norm = Normalize(vmin=0.0, vmax=float(max_disp))
     ax_pred.imshow(np.ma.masked_invalid(pred), cmap=cmap, norm=norm, interpolation="nearest")
     ax_pred.set_title("predicted disparity", fontsize=10)
-    im = ax_gt.imshow(np.ma.masked_where(~valid, gt), cmap=cmap, norm=norm, interpolation="nearest")
+    im = ax_gt.imshow(
+        np.ma.masked_where(~valid_ground_truth(gt), gt),
+        cmap=cmap,
+        norm=norm,
+        interpolation="nearest",
+    )
     ax_gt.set_title("ground-truth disparity (white: unknown)", fontsize=10)
     fig.colorbar(
         im,

@@ -73,13 +73,36 @@ def check(cfg: ExperimentConfig) -> None:
         )
 
 
+#: one line per loss, for the MLflow run description: the loss and its formula
+LOSS_FORMULAS = {
+    "contrastive": "contrastive (Hadsell et al. 2006): y d^2 + (1 - y) max(0, m - d)^2 per pair",
+    "triplet": "triplet (Schroff et al. 2015): max(0, d(a, p) - d(a, n) + m) per mined triplet",
+    "batch_hard": "batch-hard triplet (Hermans et al. 2017): "
+    "max(0, max_p d(a, p) - min_n d(a, n) + m) per anchor",
+    "npairs": "N-pairs (Sohn 2016): log(1 + sum_n exp(f.f_n - f.f_p)) per anchor",
+    "snn": "soft nearest neighbour (Frosst et al. 2019): "
+    "-log(sum_same exp(-d^2/T) / sum_others exp(-d^2/T))",
+    "supcon": "SupCon (Khosla et al. 2020): -mean_p log(exp(z.z_p/T) / sum_(a != i) exp(z.z_a/T))",
+}
+
+
 def describe(cfg: ExperimentConfig) -> dict[str, Any]:
-    """Labels for the report and the MLflow tags; ``unused``: sections this experiment ignores."""
+    """Labels for the report and the MLflow tags; ``unused``: sections this experiment ignores;
+    ``description``: one line for the MLflow run."""
+    if cfg.model.shallow:
+        line = f"fitted baseline {cfg.model.name}: L2 after a linear map fitted in closed form"
+    else:
+        line = LOSS_FORMULAS[cfg.loss.name] + (
+            "; softplus instead of the hinge" if cfg.loss.soft else ""
+        )
     return {
+        "description": line,
         "model": cfg.model.name,
         "loss": "-" if cfg.model.shallow else cfg.loss.name,
         "baseline": cfg.model.shallow,
-        "unused": ("loss", "sampler", "train", "augment") if cfg.model.shallow else ("augment",),
+        "unused": ("loss", "sampler", "train", "augment")
+        if cfg.model.shallow
+        else (() if cfg.augment else ("augment",)),
     }
 
 
@@ -232,6 +255,27 @@ class MetricTask:
         idx = torch.as_tensor(rows, device=device)
         return self._images(rows, device), self._labels_on[key][idx]
 
+    def _train_inputs(
+        self, rows: np.ndarray, device: torch.device
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`_inputs`, as one random view per image when ``augment`` is set.
+
+        The views are fixed by the seed and the batch's rows (a SHA-256 of them), so a resumed
+        run, or another rank, sees the views an uninterrupted one would have seen.
+        """
+        x, y = self._inputs(rows, device)
+        if self.cfg.augment is None:
+            return x, y
+        import hashlib
+
+        import torch
+
+        from simlearn.augment import random_view, view_kwargs
+
+        digest = hashlib.sha256(np.ascontiguousarray(rows, dtype=np.int64).tobytes()).digest()
+        g = torch.Generator().manual_seed(int.from_bytes(digest[:7], "little") ^ self.cfg.seed)
+        return random_view(x, g, **view_kwargs(self.cfg.augment)), y
+
     def batches(self, epoch: int, rank: int = 0, world_size: int = 1):
         # samplers index the training subset; map to dataset rows
         for b in self.sampler.epoch(epoch, rank, world_size):
@@ -250,17 +294,17 @@ class MetricTask:
         name, s = self.cfg.loss.name, self.cfg.sampler
         if s.name == "pairs":  # (i, j, same): one forward pass over both sides
             i, j, same = batch
-            x, _ = self._inputs(np.concatenate([i, j]), device)
+            x, _ = self._train_inputs(np.concatenate([i, j]), device)
             e = model(x).float()
             a, b = e[: len(i)], e[len(i) :]
             return self.criterion(a, b, torch.as_tensor(same, device=device)), 2 * len(i)
         if s.name == "triplets":  # (a, p, n)
             rows = np.concatenate(batch)
-            x, _ = self._inputs(rows, device)
+            x, _ = self._train_inputs(rows, device)
             e = model(x).float()
             t = len(batch[0])
             return self.criterion(e[:t], e[t : 2 * t], e[2 * t :]), len(rows)
-        x, y = self._inputs(batch, device)
+        x, y = self._train_inputs(batch, device)
         e = model(x).float()  # (P*K, D), class by class
         if name == "npairs":  # rows pair up within one rank's batch; ranks may share classes
             k = s.samples_per_class

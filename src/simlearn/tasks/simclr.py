@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from simlearn.config import DEEP_MODELS, ConfigError, ExperimentConfig
+from simlearn.config import DEEP_MODELS, AugmentConfig, ConfigError, ExperimentConfig
 from simlearn.data.image_dataset import ImageDataset, check_holdout, load_image_dataset
 from simlearn.evaluation.protocol import KEY_METRICS
 from simlearn.tasks import Evaluation, Trained, fit_embedder_task
@@ -55,6 +55,8 @@ def check(cfg: ExperimentConfig) -> None:
 def describe(cfg: ExperimentConfig) -> dict[str, Any]:
     """Labels for the report and the MLflow tags; ``unused``: sections this experiment ignores."""
     return {
+        "description": "NT-Xent (Chen et al. 2020), labels unused: "
+        "-log(exp(sim(z_i, z_j)/T) / sum_(k != i) exp(sim(z_i, z_k)/T)) per view",
         "model": cfg.model.name,
         "loss": cfg.loss.name,
         "baseline": False,
@@ -66,7 +68,7 @@ load_data = load_image_dataset
 
 
 def check_data(cfg: ExperimentConfig, ds: ImageDataset) -> None:
-    a = cfg.augment
+    a = cfg.augment or AugmentConfig()
     if (a.jitter > 0 or a.grey_p > 0) and ds.images.shape[3] != 3:
         raise ConfigError(
             f"augment.jitter={a.jitter}, augment.grey_p={a.grey_p}: colour views need RGB "
@@ -183,7 +185,7 @@ class SimCLRTask:
             len(self.train_idx), s.batch_size, cfg.seed, s.steps_per_epoch
         )
         self.criterion = NTXentLoss(temperature=cfg.loss.temperature)
-        self._view_args: dict[str, Any] = view_kwargs(cfg.augment)
+        self._view_args: dict[str, Any] = view_kwargs(cfg.augment or AugmentConfig())
 
     @property
     def embedder(self) -> Embedder:
