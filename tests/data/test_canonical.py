@@ -209,7 +209,8 @@ def test_write_stereo_dataset_stores_nan_for_missing_ground_truth(tmp_path):
     disp = np.load(tmp_path / row.disparity_path)
     assert disp.dtype == np.float32 and disp.shape == (4, 6)
     assert np.isnan(disp).sum() == 7 and not np.isinf(disp).any()  # inf -> NaN
-    assert row.valid_fraction == pytest.approx(17 / 24)
+    # 7 NaN and one 0: ground truth is finite and > 0 (KITTI stores 0 for "none")
+    assert row.valid_fraction == pytest.approx(16 / 24)
     assert (row.disp_min, row.disp_max, row.max_disp) == (0.0, 9.5, 10.0)
     with Image.open(tmp_path / row.left_path) as img:
         np.testing.assert_array_equal(np.array(img), pair.left)

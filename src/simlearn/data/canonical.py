@@ -41,6 +41,7 @@ from simlearn.data.splits import (
     split_pairs,
     stratified_subsample,
 )
+from simlearn.evaluation.stereo import valid_ground_truth  # the one rule: finite and > 0
 
 __all__ = [
     "IMAGE_COLUMNS",
@@ -363,7 +364,7 @@ def write_stereo_dataset(
                 "right_width": right.shape[1],
                 "channels": left.shape[2] if left.ndim == 3 else 1,
                 "max_disp": float(pair.max_disp),
-                "valid_fraction": float(valid.mean()),
+                "valid_fraction": float(valid_ground_truth(disparity).mean()),
                 "disp_min": disp_min,
                 "disp_max": disp_max,
                 "mean": float(left_f.mean()),

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 from great_expectations.expectations import Expectation
 
+from simlearn.evaluation.stereo import valid_ground_truth
 from simlearn.validation.common import (
     TableCheck,
     add_leakage_flags,
@@ -104,11 +105,12 @@ def _disparity_facts(path: Path | None) -> dict[str, Any]:
     if disparity.ndim == 2:
         facts.update(height=int(disparity.shape[0]), width=int(disparity.shape[1]))
     if disparity.size and np.issubdtype(disparity.dtype, np.number):
-        valid = np.isfinite(disparity)  # (H, W): True where ground truth exists
+        valid = valid_ground_truth(disparity)  # (H, W): the metrics' rule, finite and > 0
         facts["valid_fraction"] = float(valid.mean())
-        if valid.any():
-            facts["min"] = float(disparity[valid].min())
-            facts["max"] = float(disparity[valid].max())
+        stored = np.isfinite(disparity)  # the range is checked on every stored value, so that a
+        if stored.any():  # negative one (corrupt, not "no ground truth") fails file_disp_min
+            facts["min"] = float(disparity[stored].min())
+            facts["max"] = float(disparity[stored].max())
     return facts
 
 

@@ -1,0 +1,60 @@
+"""Triplet sampling: offsets within their ranges, patches inside the images, seeded draws."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from simlearn.stereo.sampling import TripletPatchSampler, candidate_anchors, gather_patches
+
+
+def _sampler(seed: int = 0) -> tuple[TripletPatchSampler, np.ndarray]:
+    rng = np.random.default_rng(0)
+    disp = rng.uniform(0, 12, (30, 60)).astype(np.float32)
+    disp[5, :] = np.nan
+    allowed = np.ones_like(disp, dtype=bool)
+    allowed[20:] = False
+    anchors = candidate_anchors(disp, allowed, radius=4, pos_offset=1, neg_high=10)
+    return TripletPatchSampler([anchors], 64, 5, seed, 1, 4, 10), disp
+
+
+def test_offsets_and_bounds():
+    s, disp = _sampler()
+    for b in s.epoch(0):
+        d = np.rint(disp[b.y, b.x_anchor])
+        xr = b.x_anchor - d
+        assert np.all(np.abs(b.x_pos - xr) <= 1)
+        o = np.abs(b.x_neg - xr)
+        assert np.all((o >= 4) & (o <= 10))
+        assert np.all(b.y < 20) and np.all(b.y != 5)  # allowed rows, ground truth only
+        for xs in (b.x_anchor, b.x_pos, b.x_neg):
+            assert np.all((xs >= 4) & (xs < 60 - 4))
+        assert np.all((b.y >= 4) & (b.y < 30 - 4))
+
+
+def test_both_signs_and_every_offset_appear():
+    s, disp = _sampler()
+    b = s.draw(np.random.default_rng(1), 5000)
+    xr = b.x_anchor - np.rint(disp[b.y, b.x_anchor])
+    assert set(np.unique(b.x_pos - xr)) == {-1, 0, 1}
+    assert set(np.unique(b.x_neg - xr)) == set(range(-10, -3)) | set(range(4, 11))
+
+
+def test_draws_are_fixed_by_seed_and_epoch_and_split_across_ranks():
+    a, _ = _sampler(3)
+    b, _ = _sampler(3)
+    ea, eb = list(a.epoch(2)), list(b.epoch(2))
+    assert all(np.array_equal(x.x_neg, y.x_neg) for x, y in zip(ea, eb, strict=True))
+    assert not np.array_equal(ea[0].x_neg, next(iter(a.epoch(3))).x_neg)
+    r0, r1 = list(a.epoch(2, 0, 2)), list(a.epoch(2, 1, 2))
+    assert len(r0) + len(r1) == len(ea)
+    assert np.array_equal(r1[0].x_anchor, ea[1].x_anchor)
+
+
+def test_gather_patches_equals_slicing():
+    img = torch.arange(2 * 3 * 12 * 14, dtype=torch.float32).view(2, 3, 12, 14)
+    pair, y, x = torch.tensor([1, 0]), torch.tensor([5, 4]), torch.tensor([6, 9])
+    p = gather_patches(img, pair, y, x, 4)
+    assert p.shape == (2, 3, 9, 9)
+    assert torch.equal(p[0], img[1, :, 1:10, 2:11])
+    assert torch.equal(p[1], img[0, :, 0:9, 5:14])
