@@ -224,23 +224,24 @@ def test_motorcycle_pair_nan_ground_truth_and_honest_max_disp(tmp_path):
 
 def test_sketch_synthetic_links_every_sketch_to_its_photo(tmp_path):
     out = tmp_path / "sk"
-    m = build_dataset("sk", DatasetConfig(source="sketch_synthetic", seed=3), out)
+    cfg = DatasetConfig(source="sketch_synthetic", seed=3, photos_per_class=4, sketches_per_photo=2)
+    m = build_dataset("sk", cfg, out)
     _assert_columns(m, SKETCH_COLUMNS)
     photos = m[m["domain"] == "photo"].set_index("photo_id")
     sketches = m[m["domain"] == "sketch"]
-    assert len(photos) == 120 and len(sketches) == 240 and m["id"].is_unique
+    assert len(photos) == 64 and len(sketches) == 128 and m["id"].is_unique
     assert sketches["photo_id"].isin(photos.index).all()
     joined = sketches.join(photos, on="photo_id", rsuffix="_photo")
     assert (joined["class_name"] == joined["class_name_photo"]).all()
     assert (joined["label"] == joined["label_photo"]).all()
     assert (joined["split"] == joined["split_photo"]).all()  # split by photo
-    assert photos["split"].value_counts().to_dict() == {"train": 78, "test": 24, "val": 18}
+    assert photos["split"].value_counts().to_dict() == {"train": 32, "test": 16, "val": 16}
     for rel in m["path"]:
         assert (out / rel).is_file()
     assert sketches["path"].str.match(r"^sketch/[a-z]+/[a-z]+_\d{3}-[12]\.png$").all()
     meta = json.loads((out / "meta.json").read_text())
-    assert meta["kind"] == "sketch" and meta["num_classes"] == 6
-    assert meta["domain_counts"] == {"photo": 120, "sketch": 240}
+    assert meta["kind"] == "sketch" and meta["num_classes"] == 16
+    assert meta["domain_counts"] == {"photo": 64, "sketch": 128}
 
 
 def test_synthetic_generator_is_deterministic(tmp_path):

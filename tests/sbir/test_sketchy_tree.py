@@ -1,0 +1,64 @@
+"""The Sketchy reader and validation on a tree in the true layout: a valid tree passes, and a
+sketch whose photo is missing is caught by validation (and stops the reader and the build)."""
+
+from __future__ import annotations
+
+import pytest
+from tests.sbir.sketchy_tree import CLASSES, PHOTOS_PER_CLASS, SKETCHES_PER_PHOTO
+
+from simlearn.data.readers import list_sketchy
+from simlearn.data.sketch_dataset import load_sketch_dataset
+from simlearn.data.sources import DatasetConfig, build_dataset
+from simlearn.validation import validate_dataset
+from simlearn.validation.sketch import validate_sketchy_tree
+
+
+def test_valid_tree_reads_and_validates(sketchy_tree, sketchy_data):
+    report = validate_sketchy_tree(sketchy_tree)
+    assert report.success, report.failures_text()
+    listing = list_sketchy(sketchy_tree)
+    n_photos = len(CLASSES) * PHOTOS_PER_CLASS
+    assert (listing["domain"] == "photo").sum() == n_photos
+    assert (listing["domain"] == "sketch").sum() == n_photos * SKETCHES_PER_PHOTO
+    canonical = validate_dataset(sketchy_data)
+    assert canonical.success, canonical.failures_text()
+    ds = load_sketch_dataset(sketchy_data)
+    assert ds.class_names == list(CLASSES)
+    # every sketch's photo is in the manifest, same class and split
+    photos = {p: (lab, s) for p, lab, s, d in zip(ds.photo_ids, ds.labels, ds.splits, ds.domains,
+                                                   strict=True) if d == "photo"}  # fmt: skip
+    for p, lab, s, d in zip(ds.photo_ids, ds.labels, ds.splits, ds.domains, strict=True):
+        if d == "sketch":
+            assert photos[p] == (lab, s)
+
+
+def test_sketch_whose_photo_is_missing_is_caught(sketchy_tree, tmp_path):
+    photo = sketchy_tree / "rendered_256x256/256x256/photo/tx_000000000000/dog/dog_2.jpg"
+    photo.unlink()
+
+    report = validate_sketchy_tree(sketchy_tree)
+    assert not report.success
+    failed = {(r.table, r.column) for r in report.failures}
+    assert failed == {("tree", "photo_exists")}
+    (result,) = report.failures
+    assert sorted(e["id"] for e in result.examples) == [
+        "sketch/dog/dog_2-1.png",
+        "sketch/dog/dog_2-2.png",
+    ]
+    with pytest.raises(ValueError, match="have no photo"):
+        list_sketchy(sketchy_tree)
+    with pytest.raises(ValueError, match="photo_exists"):
+        build_dataset(
+            "sketchy", DatasetConfig(source="sketchy"), tmp_path / "out", downloads_dir=sketchy_tree
+        )
+    assert not (tmp_path / "out").exists()
+
+
+def test_misnamed_sketch_and_photo_without_sketch_are_caught(sketchy_tree):
+    sk = sketchy_tree / "rendered_256x256/256x256/sketch/tx_000000000000/owl"
+    (sk / "owl_1-1.png").rename(sk / "owl_1_first.png")
+    (sk / "owl_1-2.png").unlink()
+
+    report = validate_sketchy_tree(sketchy_tree)
+    failed = {(r.table, r.column) for r in report.failures}
+    assert failed == {("tree", "name_ok"), ("tree", "num_sketches")}
