@@ -525,19 +525,3 @@ def test_plot_disparity_rejects_bad_input(tmp_path, which, match):
         left = np.zeros((8, 10, 2))
     with pytest.raises(ValueError, match=match):
         plot_disparity(left, pred, gt, tmp_path / "x.png", title="t", max_disp=max_disp)
-
-
-def test_a_projection_computed_beforehand_draws_the_same_map(tmp_path):
-    from simlearn.plots.embedding import project_embeddings
-
-    rng = np.random.default_rng(1)
-    x = rng.normal(size=(300, 5))
-    y = rng.integers(0, 3, size=300)
-    coords, axes = project_embeddings(x, "pca", seed=2, max_points=120)
-    assert coords.shape == (120, 2) and axes[0].startswith("PC")
-    a = plot_embedding_map(x, y, tmp_path / "a.png", method="pca", seed=2, max_points=120, title="m")
-    b = plot_embedding_map(
-        x, y, tmp_path / "b.png", method="pca", seed=2, max_points=120, title="m",
-        projection=(coords, axes),
-    )  # fmt: skip
-    np.testing.assert_array_equal(_read_png(a), _read_png(b))

@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -152,7 +151,7 @@ def evaluate_labelled(
 
     from simlearn.evaluation.distances import normalize_embeddings
     from simlearn.evaluation.retrieval import nearest_neighbors, query_pr_curve
-    from simlearn.plots.embedding import plot_embedding_map, project_embeddings
+    from simlearn.plots.embedding import plot_embedding_map
     from simlearn.plots.retrieval import (
         PRExample,
         plot_distance_histograms,
@@ -164,13 +163,7 @@ def evaluate_labelled(
     emb = normalize_embeddings(np.asarray(arrays["embeddings"]), cfg.eval.normalize)
     labels = arrays["labels"]
     split, holdout = arrays["split"].astype(str), arrays["holdout"]
-    test_idx = np.flatnonzero(split == "test")
-    # the 2-D map (t-SNE: seconds) is projected in a thread while the metrics are computed: both
-    # release the GIL, so on 2 cores the map costs little wall time
-    with ThreadPoolExecutor(1) as pool:
-        projected = pool.submit(project_embeddings, emb[test_idx], cfg.eval.embedding_map, cfg.seed)
-        metrics, x = labelled_metrics(emb, labels, split, holdout, cfg)
-        projection = projected.result()
+    metrics, x = labelled_metrics(emb, labels, split, holdout, cfg)
     res, pv = x["result"], x["pairs"]
     grid = np.linspace(0.0, 1.0, 101)
     curves = {
@@ -179,6 +172,7 @@ def evaluate_labelled(
     }
 
     figs = Path(figures_dir)
+    test_idx = np.flatnonzero(split == "test")
     q_emb, q_lab = emb[test_idx], labels[test_idx]
     rng = np.random.default_rng(cfg.seed)
     examples = []
@@ -221,7 +215,6 @@ def evaluate_labelled(
             heldout_mask=holdout[test_idx],
             method=cfg.eval.embedding_map,
             seed=cfg.seed,
-            projection=projection,
             title=f"{name}: test embeddings ({cfg.eval.embedding_map})",
         )
     )

@@ -80,7 +80,6 @@ def plot_embedding_map(
     method: Literal["tsne", "pca"] = "tsne",
     seed: int = 0,
     max_points: int = 3000,
-    projection: tuple[np.ndarray, tuple[str, str]] | None = None,
     title: str,
 ) -> Path:
     """2-D map of embeddings coloured by class; held-out classes drawn with a cross marker.
@@ -94,8 +93,6 @@ def plot_embedding_map(
         method: ``"tsne"`` or ``"pca"`` projection for D > 2.
         seed: seeds the subsample and the projection.
         max_points: above this many points a deterministic random subsample is drawn.
-        projection: the result of :func:`project_embeddings` for these arguments, computed
-            beforehand (for instance in a thread while other work runs); None projects here.
         title: figure title.
     """
     x = np.asarray(embeddings, dtype=np.float64)
@@ -137,7 +134,7 @@ def plot_embedding_map(
     n_total = x.shape[0]
     keep = _subsample_indices(n_total, max_points, seed)
     x, y, held = x[keep], y[keep], held[keep]
-    coords, (xlabel, ylabel) = projection or _project_2d(x, method, seed)  # (n, 2)
+    coords, (xlabel, ylabel) = _project_2d(x, method, seed)  # (n, 2)
 
     colors = dict(zip(classes.tolist(), _class_colors(len(classes)), strict=True))
     show_class_legend = len(classes) <= 20
@@ -190,13 +187,3 @@ def plot_embedding_map(
     ax.set_aspect("equal", adjustable="datalim")
     ax.grid(True, alpha=0.2)
     return _save(fig, path)
-
-
-def project_embeddings(
-    embeddings: np.ndarray, method: Literal["tsne", "pca"], seed: int = 0, max_points: int = 3000
-) -> tuple[np.ndarray, tuple[str, str]]:
-    """The 2-D coordinates (and axis labels) that :func:`plot_embedding_map` draws for the same
-    ``embeddings``, ``method``, ``seed`` and ``max_points``: the same subsample, projected."""
-    x = np.asarray(embeddings, dtype=np.float64)
-    keep = _subsample_indices(x.shape[0], max_points, seed)
-    return _project_2d(x[keep], method, seed)
