@@ -30,11 +30,12 @@ def summarise(
     params: dict[str, Any], eval_dir: Path, train_dir: Path
 ) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
     """(one row per experiment: task, dataset, model, loss, its task's key metrics, train time;
-    the params that differ between experiments; markdown sections the tasks add)."""
+    every experiment's flattened params; markdown sections the tasks add)."""
     from simlearn import tasks
     from simlearn.config import experiment_config, flatten, to_dict
 
     rows, flat, columns = [], {}, []
+    key_metrics: dict[str, tuple[str, ...]] = {}
     by_task: dict[str, dict[str, tuple[Any, dict]]] = {}
     for name in params.get("experiments") or {}:
         cfg = experiment_config(params, name)
@@ -46,6 +47,7 @@ def summarise(
         hist_file = train_dir / name / "history.csv"
         train_s = float(pd.read_csv(hist_file)["seconds"].sum()) if hist_file.exists() else math.nan
         columns += [k for k in task.KEY_METRICS if k not in columns]
+        key_metrics[cfg.task] = tuple(task.KEY_METRICS)
         d = task.describe(cfg)
         rows.append(
             {
@@ -72,7 +74,6 @@ def summarise(
         ["task", "dataset", "_headline"], ascending=[True, True, False]
     ).drop(columns="_headline")
     table = pd.DataFrame(flat).T
-    differ = [c for c in table.columns if table[c].astype(str).nunique() > 1]
     sections = []
     for task_name, experiments in by_task.items():
         extra = getattr(tasks.get(task_name), "report_section", None)
@@ -80,7 +81,8 @@ def summarise(
             text = extra(experiments)
             if text:
                 sections.append(text)
-    return summary, table[differ].fillna("-"), sections
+    summary.attrs["key_metrics"] = key_metrics  # task -> its report columns
+    return summary, table.fillna("-"), sections
 
 
 def to_markdown(df: pd.DataFrame, floatfmt: str = ".4f") -> str:
@@ -112,27 +114,33 @@ def main(argv: list[str] | None = None) -> Path:
     fig = plot_experiment_comparison(
         summary, out.with_suffix(".png"), metrics=drawn, title="Test split, every experiment"
     )
-    shown = summary.drop(columns=["baseline"]).dropna(axis=1, how="all")
     md = [
         "# simlearn: experiment summary",
         "",
-        "Test split; a query is never its own match. `map` = mean average precision over the full",
-        "ranking (= AUPR), `map_at_r`/`r_precision` as in Musgrave et al. 2020, `roc_auc` over",
-        "pairs; `knn_accuracy`, `ncm_accuracy` and `linear_probe_accuracy` (logistic regression)",
-        "use the training split as reference.",
+        "Test split (held-out pixels for stereo); a query is never its own match. `map` = mean",
+        "average precision over the full ranking (= AUPR), `map_at_r`/`r_precision` as in Musgrave",
+        "et al. 2020, `roc_auc` over pairs; `knn_accuracy`, `ncm_accuracy` and",
+        "`linear_probe_accuracy` (logistic regression) use the training split as reference.",
         "`seen_`/`unseen_` split the test set by whether the class was held out of training.",
-        "Baselines (raw, mahalanobis, lda) are fitted, not trained.",
-        "",
-        to_markdown(shown),
+        "Baselines are fitted or classical, not trained. One table per task, with its own metrics.",
         "",
         f"![comparison]({fig.name})",
         "",
-        "## Params that differ between experiments",
-        "",
-        to_markdown(differ.reset_index(names="experiment")) if len(differ.columns) else "(none)",
-        "",
-        *[part + "\n" for part in sections],
     ]
+    for task_name, metrics in summary.attrs["key_metrics"].items():
+        rows = summary[summary["task"] == task_name]
+        cols = ["experiment", "dataset", "model", "loss", *metrics, "train_seconds"]
+        md += [f"## {task_name}", "", to_markdown(rows[cols].dropna(axis=1, how="all")), ""]
+        keys = differ.loc[rows["experiment"]]
+        varying = [c for c in keys.columns if keys[c].astype(str).nunique() > 1]
+        if varying:
+            md += [
+                "Params that differ:",
+                "",
+                to_markdown(keys[varying].reset_index(names="experiment")),
+                "",
+            ]
+    md += [part + "\n" for part in sections]
     out.with_suffix(".md").write_text("\n".join(md))
     print(f"report: {len(summary)} experiments -> {out.with_suffix('.md')}")
     return out.with_suffix(".md")
