@@ -124,10 +124,8 @@ def main() -> None:
             print(f"{name:<14}{wall:>8.2f}{startup:>12.2f}{wall - startup:>8.2f}")
         mean = sum(loops) / len(loops)
         print(f"{'stages':<14}{total:>8.2f}")
-        print(
-            f"\nedit-rerun loop: dvc repro {mean:.1f} s (mean of {len(loops)}); stages {total:.1f}"
-        )
-        print(f"s; DVC's own share about {mean - total:.1f} s")
+        print(f"\nedit-rerun loop: dvc repro {mean:.1f} s (mean of {len(loops)} edits)")
+        print(f"the same stages by hand: {total:.1f} s; DVC's own share: {mean - total:.1f} s")
 
 
 if __name__ == "__main__":
