@@ -112,7 +112,10 @@ def main(argv: list[str] | None = None) -> Path:
         summary.columns[6:9]
     )  # retrieval where any experiment has it, else the first task's headline metrics
     fig = plot_experiment_comparison(
-        summary, out.with_suffix(".png"), metrics=drawn, title="Test split, every experiment"
+        summary,
+        out.with_suffix(".png"),
+        metrics=drawn,
+        title="Test split, every retrieval experiment (stereo: its own table)",
     )
     md = [
         "# simlearn: experiment summary",
