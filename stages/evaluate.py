@@ -63,7 +63,11 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         table.to_csv(curve_dir / f"{kind}.csv", index=False)
 
     run_id = tracking.read_run_file(args.model_dir / "run.json")
-    tracking.log_metrics(run_id, result.metrics)
+    emb = arrays.get("embeddings")
+    shape = {}
+    if emb is not None and emb.ndim == 2:  # what embed wrote, logged here: embed has no MLflow
+        shape = {"embedding_dim": emb.shape[1], "embedded_samples": len(emb)}
+    tracking.log_metrics(run_id, {**result.metrics, **shape})
     tracking.log_artifacts(run_id, figs, "figures")
     tracking.log_artifact(run_id, args.out_dir / "metrics.json", "eval")
     if result.curves:

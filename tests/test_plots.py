@@ -9,9 +9,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
-from matplotlib.figure import Figure
 
-from simlearn.plots import embedding as embedding_plots
 from simlearn.plots import (
     CORRECT_FRAME_COLOR,
     QUERY_FRAME_COLOR,
@@ -22,7 +20,6 @@ from simlearn.plots import (
     _project_2d,
     _query_step_curve,
     _shared_bins,
-    _show_image,
     _subsample_indices,
     plot_disparity,
     plot_distance_histograms,
@@ -32,7 +29,9 @@ from simlearn.plots import (
     plot_retrieval_grid,
     plot_roc,
     plot_training_history,
+    retrieval_montage,
 )
+from simlearn.plots import embedding as embedding_plots
 
 
 def _read_png(path: Path, min_side: int = 150, max_side: int = 4000) -> np.ndarray:
@@ -336,14 +335,30 @@ def test_frame_colors_placed_on_the_right_cells():
         _frame_colors(np.array([1, 0]))
 
 
-def test_show_image_greyscale_uses_grey_nearest():
-    fig = Figure()
-    ax = fig.add_subplot()
-    _show_image(ax, np.arange(16, dtype=np.uint8).reshape(4, 4, 1))
-    image = ax.images[0]
-    assert image.get_cmap().name == "gray" and image.get_interpolation() == "nearest"
-    assert image.get_array().shape == (4, 4)
-    assert image.norm.vmin == 0 and image.norm.vmax == 255  # no per-image contrast stretch
+def test_retrieval_montage_pixels_against_a_loop():
+    # 2 queries x 2 neighbours of 4x4 grey images: every cell is the image enlarged 24x (96 px)
+    # inside a 4-px frame of its colour; grey v stays (v, v, v), no contrast stretch
+    rng = np.random.default_rng(1)
+    q = rng.integers(0, 100, size=(2, 4, 4, 1), dtype=np.uint8)
+    n = rng.integers(0, 100, size=(2, 2, 4, 4, 1), dtype=np.uint8)
+    colors = _frame_colors(np.array([[True, False], [False, True]]))
+    canvas, origins, cell = retrieval_montage(q, n, colors, label_px=5, top_px=7)
+    assert canvas.dtype == np.uint8 and cell == 96 + 2 * 4
+    rgb = {"#7f7f7f": (127, 127, 127), "#2ca02c": (44, 160, 44), "#d62728": (214, 39, 40)}
+    for i in range(2):
+        for j in range(3):
+            x, y = origins[i, j]
+            img = q[i] if j == 0 else n[i, j - 1]
+            for yy in range(4):
+                for xx in range(4):
+                    block = canvas[y + 4 + 24 * yy : y + 4 + 24 * (yy + 1),
+                                   x + 4 + 24 * xx : x + 4 + 24 * (xx + 1)]  # fmt: skip
+                    assert (block == img[yy, xx, 0]).all()
+            frame = canvas[y : y + cell, x : x + cell].copy()
+            frame[4:-4, 4:-4] = rgb[colors[i][j]]
+            assert (frame == rgb[colors[i][j]]).all()
+    assert origins[0, 0, 1] == 7 and origins[1, 0, 1] == 7 + cell + 8 + 5  # top, gap, labels
+    assert (canvas[:7] == 255).all()  # room for the column titles stays white
 
 
 def _grid_data(q: int, k: int, channels: int):

@@ -1,4 +1,4 @@
-"""The evaluation protocol of labelled embeddings: seen/unseen groups, probes, retrieval-grid rows."""
+"""The evaluation protocol of labelled embeddings: seen/unseen groups, probes, grid rows."""
 
 from __future__ import annotations
 

@@ -6,11 +6,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from matplotlib.axes import Axes
 from matplotlib.patches import Patch
 
 from simlearn.plots._common import (
     CORRECT_FRAME_COLOR,
+    DPI,
     QUERY_FRAME_COLOR,
     TAB10,
     WRONG_FRAME_COLOR,
@@ -18,7 +18,6 @@ from simlearn.plots._common import (
     PRExample,
     _as_1d,
     _check_unit_interval,
-    _frame,
     _new_figure,
     _save,
     _unit_axes,
@@ -254,12 +253,72 @@ def _frame_colors(correct: np.ndarray) -> list[list[str]]:
     ]
 
 
-def _show_image(ax: Axes, image: np.ndarray) -> None:
-    """uint8 (H, W, C) image; C == 1 in grey, nearest-neighbour so small images stay sharp."""
-    if image.shape[-1] == 1:
-        ax.imshow(image[..., 0], cmap="gray", vmin=0, vmax=255, interpolation="nearest")
-    else:
-        ax.imshow(image, interpolation="nearest")
+#: side of an image cell in the grid, in canvas pixels (images are enlarged by a whole factor)
+GRID_CELL_PX = 96
+
+
+def _to_rgb(images: np.ndarray) -> np.ndarray:
+    """uint8 (..., H, W, C), C in {1, 3, 4} -> uint8 (..., H, W, 3): grey repeated, alpha dropped.
+
+    No contrast stretch: grey value v becomes (v, v, v), whatever the image's own range.
+    """
+    if images.shape[-1] == 1:
+        return np.repeat(images, 3, axis=-1)
+    return images[..., :3]
+
+
+def retrieval_montage(
+    query_images: np.ndarray,
+    neighbor_images: np.ndarray,
+    colors: Sequence[Sequence[str]],
+    *,
+    label_px: int = 0,
+    top_px: int = 0,
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """The grid's pixels: one uint8 RGB canvas holding every image inside its coloured frame.
+
+    Row i holds query i, a gap, then its K neighbours. Each image is enlarged by the whole factor
+    ``GRID_CELL_PX // max(H, W)`` (at least 1) with nearest-neighbour repetition, framed by
+    ``colors[i][j]`` (see :func:`_frame_colors`), on a white background. ``label_px`` leaves room
+    under each row for labels, ``top_px`` above the first row for column titles.
+
+    Why one canvas and not one matplotlib axes per image: the grid of 8 queries x 6 neighbours
+    drew in 2.4 s as 56 axes and draws in about 0.3 s as one image (digits, 2 CPU cores).
+
+    Returns (canvas (Hc, Wc, 3) uint8, cell origins (Q, K + 1, 2) int as (x, y) of each frame's
+    top-left pixel, frame side in pixels).
+    """
+    from matplotlib.colors import to_rgb
+
+    q_img = _to_rgb(np.asarray(query_images))
+    n_img = _to_rgb(np.asarray(neighbor_images))
+    n_q, n_k = n_img.shape[:2]
+    h, w = q_img.shape[1:3]
+    scale = max(1, GRID_CELL_PX // max(h, w))
+    ih, iw = h * scale, w * scale
+    fw = max(2, max(ih, iw) // 24)  # frame width
+    cell_h, cell_w = ih + 2 * fw, iw + 2 * fw
+    gap = 2 * fw
+    sep = max(gap, cell_w // 4)  # between the query column and the neighbours
+    pitch_y = cell_h + gap + label_px
+    width = cell_w + sep + n_k * cell_w + (n_k - 1) * gap
+    height = top_px + n_q * pitch_y - gap
+    canvas = np.full((height, width, 3), 255, dtype=np.uint8)
+    origins = np.zeros((n_q, n_k + 1, 2), dtype=np.int64)
+
+    def up(img: np.ndarray) -> np.ndarray:
+        return np.repeat(np.repeat(img, scale, axis=0), scale, axis=1)
+
+    for i in range(n_q):
+        y = top_px + i * pitch_y
+        for j in range(n_k + 1):
+            x = 0 if j == 0 else cell_w + sep + (j - 1) * (cell_w + gap)
+            origins[i, j] = (x, y)
+            rgb = np.round(np.asarray(to_rgb(colors[i][j])) * 255).astype(np.uint8)
+            canvas[y : y + cell_h, x : x + cell_w] = rgb
+            img = q_img[i] if j == 0 else n_img[i, j - 1]
+            canvas[y + fw : y + fw + ih, x + fw : x + fw + iw] = up(img)
+    return canvas, origins, cell_w
 
 
 def plot_retrieval_grid(
@@ -316,40 +375,45 @@ def plot_retrieval_grid(
     ok = np.asarray(correct)
 
     has_labels = query_labels is not None or neighbor_labels is not None
-    cell = 1.25  # inches per image
-    row_h = cell + (0.25 if has_labels else 0.0)
-    fig = _new_figure(cell * (n_k + 1) + 0.35, row_h * n_q + 1.0)
-    # a narrow empty column separates the query from its neighbours
-    grid = fig.add_gridspec(n_q, n_k + 2, width_ratios=[1.0, 0.12] + [1.0] * n_k)
+    fontsize = 8
+    text_px = round(fontsize * 1.9 * DPI / 72)  # a line of 8 pt text, in canvas pixels
+    canvas, origins, cell = retrieval_montage(
+        q_img, n_img, colors, label_px=text_px if has_labels else 0, top_px=text_px
+    )
+    height, width = canvas.shape[:2]
+    # one canvas pixel per figure pixel, plus room for the title and the legend
+    fig = _new_figure(width / DPI + 0.3, height / DPI + 0.9)
+    ax = fig.add_subplot()
+    ax.imshow(canvas, interpolation="nearest")
+    ax.set_axis_off()
     for i in range(n_q):
-        ax = fig.add_subplot(grid[i, 0])
-        _show_image(ax, q_img[i])
-        _frame(ax, colors[i][0])
-        if i == 0:
-            ax.set_title("query", fontsize=9)
-        if query_labels is not None:
-            ax.set_xlabel(str(query_labels[i]), fontsize=8)
-        for k in range(n_k):
-            ax = fig.add_subplot(grid[i, k + 2])
-            _show_image(ax, n_img[i, k])
-            _frame(ax, colors[i][k + 1])
+        for j in range(n_k + 1):
+            x, y = origins[i, j]
             if i == 0:
-                ax.set_title(f"#{k + 1}", fontsize=9)
-            if neighbor_labels is not None:
-                ax.set_xlabel(str(neighbor_labels[i][k]), fontsize=8)
+                ax.text(x + cell / 2, y - 4, "query" if j == 0 else f"#{j}", ha="center",
+                        va="bottom", fontsize=9)  # fmt: skip
+            label = None
+            if j == 0 and query_labels is not None:
+                label = query_labels[i]
+            elif j > 0 and neighbor_labels is not None:
+                label = neighbor_labels[i][j - 1]
+            if label is not None:
+                ax.text(x + cell / 2, y + cell + 2, str(label), ha="center", va="top",
+                        fontsize=fontsize)  # fmt: skip
+            if j == 0:
+                continue
             ax.text(
-                0.96,
-                0.96,
-                "\u2713" if ok[i, k] else "\u2717",
-                transform=ax.transAxes,
-                ha="right",
-                va="top",
+                x + cell - 0.12 * cell,
+                y + 0.12 * cell,
+                "\u2713" if ok[i, j - 1] else "\u2717",
+                ha="center",
+                va="center",
                 fontsize=9,
                 fontweight="bold",
                 color="white",
                 bbox={
                     "boxstyle": "circle,pad=0.15",
-                    "facecolor": colors[i][k + 1],
+                    "facecolor": colors[i][j],
                     "edgecolor": "white",
                     "linewidth": 0.8,
                 },
