@@ -17,9 +17,11 @@ Rules (see DESIGN.md):
   while the stage trains, FINISHED only when the block completes, FAILED (tag ``error``) on any
   exception, KILLED on Ctrl-C or SIGTERM. A run whose process died without a word (SIGKILL, power
   loss) is marked KILLED when the next training of its key starts with other params; a resumed
-  training (same params, checkpoint present) continues its own run. ``embed`` and ``evaluate``
-  add to the run by id (:func:`read_run_file`) and never change its state. No call here uses
-  MLflow's fluent ``start_run``: reopening a run with it marks the run FINISHED when it ends.
+  training (same params, checkpoint present) continues its own run. ``evaluate`` writes files
+  only; the ``report`` stage adds each experiment's evaluation to its run by id
+  (:func:`read_run_file`, :func:`publish_evaluation`) and never changes the run's state. No
+  call here uses MLflow's fluent ``start_run``: reopening a run with it marks the run FINISHED
+  when it ends.
 - Models are logged in MLflow's ``pt2`` format (``torch.export``): loading one runs no pickled
   code (MLflow checks the archive is pickle-free when ``MLFLOW_ALLOW_PICKLE_DESERIALIZATION`` is
   false) and needs no ``simlearn`` import. Each is registered in the Model Registry under its
@@ -67,6 +69,7 @@ TAG_PID = "simlearn.pid"  # the training process, to tell a live run from a stal
 TAG_PID_START = "simlearn.pid_start"  # its start time in clock ticks (/proc; guards PID reuse)
 TAG_HOST = "simlearn.host"
 TAG_MODEL_FORMAT = "model_format"  # pt2 (no pickle) | pickle (fallback; see log_torch_model)
+TAG_EVAL_DIGEST = "simlearn.eval_digest"  # what publish_evaluation last logged to the run
 # MLflow 3.x opens an experiment on its GenAI pages unless this tag says model training.
 EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
 UI_RUNS_VIEW = "workflowType=machine_learning"  # URL parameter: open the runs table
@@ -653,6 +656,47 @@ def set_tags(run_id: str, tags: Mapping[str, str]) -> None:
     client = _client()
     for k, v in tags.items():
         client.set_tag(run_id, k, v)
+
+
+def evaluation_files(eval_dir: str | Path, curve_dir: str | Path | None = None) -> list[Path]:
+    """The files of one experiment's evaluation: metrics.json, its figures, its curves; sorted."""
+    folders = [Path(eval_dir)] + ([Path(curve_dir)] if curve_dir is not None else [])
+    found = (p for folder in folders if folder.is_dir() for p in folder.rglob("*"))
+    return sorted(p for p in found if p.is_file())
+
+
+def publish_evaluation(
+    run_id: str, eval_dir: str | Path, curve_dir: str | Path | None = None
+) -> bool:
+    """Add one experiment's evaluation to its MLflow run, once; True when something was logged.
+
+    Logs the numbers of ``<eval_dir>/metrics.json`` as metrics (null, i.e. NaN, skipped), the
+    figures under ``figures/``, ``metrics.json`` under ``eval/`` and the curves (``curve_dir``)
+    under ``eval/curves``. The run's tag ``simlearn.eval_digest`` (MD5 of the run id and of
+    every file's name and bytes) records what was logged: with the same files the call logs
+    nothing, so the report stage can publish every experiment and pay only for what changed.
+
+    Why the report stage logs and ``evaluate`` does not: importing MLflow and opening its store
+    costs about 2 s per process, once per ``dvc repro`` instead of once per experiment.
+    """
+    eval_dir = Path(eval_dir)
+    files = evaluation_files(eval_dir, curve_dir)
+    h = hashlib.md5(run_id.encode())
+    for f in files:
+        h.update(f"{f.parent.name}/{f.name}".encode() + b"\0" + f.read_bytes())
+    digest = h.hexdigest()
+    client = _client()
+    if client.get_run(run_id).data.tags.get(TAG_EVAL_DIGEST) == digest:
+        return False
+    metrics = json.loads((eval_dir / "metrics.json").read_text())
+    log_metrics(run_id, metrics)
+    if (eval_dir / "figures").is_dir():
+        log_artifacts(run_id, eval_dir / "figures", "figures")
+    log_artifact(run_id, eval_dir / "metrics.json", "eval")
+    if curve_dir is not None and Path(curve_dir).is_dir() and any(Path(curve_dir).iterdir()):
+        log_artifacts(run_id, curve_dir, "eval/curves")
+    client.set_tag(run_id, TAG_EVAL_DIGEST, digest)
+    return True
 
 
 def log_dataset(run_id: str, manifest: Any, *, name: str, source: str, context: str) -> None:

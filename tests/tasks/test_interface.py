@@ -154,7 +154,7 @@ def test_a_registered_task_runs_through_the_unchanged_stages(workspace, digits_d
     assert set(z.files) == {"embeddings", "split"}
     np.testing.assert_array_equal(z["embeddings"], np.full((1797, 3), 2.5, np.float32))
     metrics = evaluate_stage.main(
-        ["c", str(tmp / "e/c.npz"), str(digits_dir), str(tmp / "models/c"), str(tmp / "ev/c"), *p]
+        ["c", str(tmp / "e/c.npz"), str(digits_dir), str(tmp / "ev/c"), *p]
         + ["--curves", str(tmp / "curves")]
     )
     n_test = int((z["split"] == "test").sum())
@@ -162,7 +162,10 @@ def test_a_registered_task_runs_through_the_unchanged_stages(workspace, digits_d
     assert json.loads((tmp / "ev/c/metrics.json").read_text()) == metrics
     curve = pd.read_csv(tmp / "curves/c/flat.csv")
     assert curve["y"].tolist() == [2.5, 2.5]
-    report_stage.main([str(tmp / "ev"), str(tmp / "rt"), str(tmp / "summary"), *p])
+    report_stage.main(
+        [str(tmp / "ev"), str(tmp / "rt"), str(tmp / "summary"), *p]
+        + ["--models", str(tmp / "models"), "--curves", str(tmp / "curves")]
+    )
     summary = pd.read_csv(tmp / "summary.csv")
     assert summary.loc[0, "mean_value"] == 2.5 and summary.loc[0, "n_test"] == n_test
     (run,) = _runs(tmp)

@@ -96,6 +96,9 @@ class PatchSamplerConfig:
     pos_offset: int = 1  # |o_pos| <= pos_offset
     neg_low: int = 4  # o_neg in [neg_low, neg_high], either side
     neg_high: int = 10
+    # anchors only where the match is visible in the right view (occlusion derived from the
+    # ground truth): an occluded pixel's "positive" shows another surface
+    nonoccluded: bool = True
 
     def __post_init__(self) -> None:
         _at_least("batch_size", self.batch_size, 1)
@@ -278,6 +281,7 @@ def regions(cfg: Config, data: StereoDataset) -> list[Region]:
 
 def training_anchors(cfg: Config, data: StereoDataset) -> list[tuple[int, tuple]]:
     """(pair index, (y, x, d)) of every pair that holds training pixels."""
+    from simlearn.evaluation.stereo import occlusion_from_disparity
     from simlearn.stereo.sampling import candidate_anchors
 
     s = cfg.sampler
@@ -290,6 +294,8 @@ def training_anchors(cfg: Config, data: StereoDataset) -> list[tuple[int, tuple]
     for i, allowed in chosen:
         pair = data[i]
         mask = np.ones(pair.disparity.shape, bool) if allowed is None else allowed
+        if s.nonoccluded:
+            mask = mask & ~occlusion_from_disparity(pair.disparity)
         out.append(
             (
                 i,
