@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -96,8 +97,19 @@ def repo(tmp_path_factory):
     run(["git", "init", "-q"], repo, env)
     run(["git", "add", "-A"], repo, env)
     run(["git", "commit", "-qm", "init"], repo, env)
-    out = run([bindir + "/dvc", "repro"], repo, env)
-    return repo, env, bindir, out
+    # every Python process of the run prints what it imports (to stderr, merged in order with
+    # DVC's "Running stage" lines): the code-digest test reads it
+    res = subprocess.run(
+        [bindir + "/dvc", "repro"],
+        cwd=repo,
+        env={**env, "PYTHONPROFILEIMPORTTIME": "1", "PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=900,
+    )
+    assert res.returncode == 0, f"dvc repro failed:\n{res.stdout[-6000:]}"
+    return repo, env, bindir, res.stdout
 
 
 @pytest.mark.slow
@@ -132,6 +144,47 @@ def test_repro_writes_every_contract_output(repo):
     assert {"seen_map", "unseen_map"} <= set(m)
     summary = (repo / "reports/summary.md").read_text()
     assert all(f"| {exp} |" in summary for exp in PARAMS["experiments"])
+
+
+def _imported_per_stage(out: str) -> dict[str, set[str]]:
+    """stage -> the simlearn modules its process imported, from ``-X importtime`` lines."""
+    found: dict[str, set[str]] = {}
+    stage = None
+    for line in out.splitlines():
+        m = re.match(r"Running stage '([^']+)'", line)
+        if m:
+            stage = m.group(1)
+            found[stage] = set()
+            continue
+        m = re.match(r"import time:.*\|\s*(simlearn(\.\w+)*)\s*$", line)
+        if m and stage is not None:
+            found[stage].add(m.group(1))
+    return found
+
+
+def _module_file(repo: Path, module: str) -> str:
+    path = Path("src", *module.split("."))
+    return (path / "__init__.py" if (repo / path).is_dir() else path.with_suffix(".py")).as_posix()
+
+
+@pytest.mark.slow
+def test_each_stage_s_code_digest_covers_every_module_it_imported(repo):
+    # the per-experiment stages see shared code only through reports/code/<kind>.json: a module
+    # they import but the digest misses would be a change that reruns nothing
+    repo, env, bindir, out = repo
+    imported = _imported_per_stage(out)
+    checked = 0
+    for stage, modules in imported.items():
+        kind, _, exp = stage.partition("@")
+        if kind not in ("train", "embed", "evaluate"):
+            continue
+        assert modules, f"{stage}: no import lines read"
+        covered = set(json.loads((repo / f"reports/code/{kind}.json").read_text()))
+        covered.add(f"src/simlearn/tasks/{PARAMS['experiments'][exp]['task']}.py")
+        missing = {_module_file(repo, m) for m in modules} - covered
+        assert not missing, f"{stage} imports {sorted(missing)}, not in reports/code/{kind}.json"
+        checked += 1
+    assert checked == 3 * len(PARAMS["experiments"])
 
 
 @pytest.mark.slow

@@ -171,6 +171,31 @@ def test_params_metrics_and_run_file_read_back(store):
     assert (store / "mlflow.db").exists()
 
 
+def test_publish_evaluation_logs_once_and_again_only_when_a_file_changes(store):
+    run_id = tracking.start_run("exp_a", SECTION, dataset="digits")
+    tracking.finish_run(run_id)
+    ev, curves = store / "eval/exp_a", store / "curves/exp_a"
+    (ev / "figures").mkdir(parents=True)
+    curves.mkdir(parents=True)
+    (ev / "metrics.json").write_text('{"map": 0.75, "unseen_map": null}\n')
+    (ev / "figures/pr.png").write_bytes(b"png")
+    (curves / "pr.csv").write_text("x,y\n0,1\n")
+    assert tracking.publish_evaluation(run_id, ev, curves)
+    assert not tracking.publish_evaluation(run_id, ev, curves)  # same files: nothing logged
+    cl = client()
+    run = cl.get_run(run_id)
+    assert run.info.status == "FINISHED"  # adding to a run never changes its state
+    assert run.data.metrics == {"map": 0.75}  # null (NaN) is not logged
+    assert [m.value for m in cl.get_metric_history(run_id, "map")] == [0.75]
+    arts = {a.path for a in cl.list_artifacts(run_id)} | {
+        a.path for d in ("figures", "eval", "eval/curves") for a in cl.list_artifacts(run_id, d)
+    }
+    assert {"figures/pr.png", "eval/metrics.json", "eval/curves/pr.csv"} <= arts
+    (ev / "metrics.json").write_text('{"map": 0.8}\n')
+    assert tracking.publish_evaluation(run_id, ev, curves)
+    assert [m.value for m in cl.get_metric_history(run_id, "map")] == [0.75, 0.8]
+
+
 def test_log_dataset_keeps_the_run_running(store):
     import pandas as pd
 
