@@ -73,6 +73,16 @@ class Trained:
     device: str = "cpu"
     samples_per_s: float = 0.0
 
+    @classmethod
+    def fitted(
+        cls, model: Any, spec: dict[str, Any], seconds: float = 0.0, **extra: float
+    ) -> Trained:
+        """A baseline fitted (or built) in closed form: one history row, epoch 0, no loss;
+        ``extra`` adds figures to that row (e.g. validation retrieval)."""
+        row = {"epoch": 0, "loss": float("nan"), "lr": 0.0, "seconds": seconds, "samples": 0,
+               "samples_per_s": 0.0, **extra}  # fmt: skip
+        return cls(model, spec, [row], "cpu", 0.0)
+
 
 @dataclass
 class Evaluation:

@@ -138,18 +138,10 @@ def train(
     if cfg.model.shallow:
         t0 = time.perf_counter()
         model, spec = fit_baseline(cfg, ds)
-        row = {
-            "epoch": 0,
-            "loss": float("nan"),
-            "lr": 0.0,
-            "seconds": time.perf_counter() - t0,
-            "samples": 0,
-            "samples_per_s": 0.0,
-        }
+        seconds = time.perf_counter() - t0
         from simlearn.evaluation.protocol import validation_retrieval
 
-        row.update(validation_retrieval(cfg, ds, model, "cpu"))
-        return Trained(model, spec, [row], "cpu", 0.0)
+        return Trained.fitted(model, spec, seconds, **validation_retrieval(cfg, ds, model, "cpu"))
     task = MetricTask(cfg, ds)
     return fit_embedder_task(task, cfg, checkpoint_dir, fingerprint, on_epoch_end, progress, desc)
 

@@ -630,11 +630,10 @@ def train(
     if cfg.model.baseline:
         t0 = time.perf_counter()
         spec = _baseline_spec(cfg)
-        row = {"epoch": 0, "loss": float("nan"), "lr": 0.0, "samples": 0, "samples_per_s": 0.0}
-        row["seconds"] = time.perf_counter() - t0
+        seconds = time.perf_counter() - t0
         from simlearn.models.two_tower import ClassicalEmbedding
 
-        return Trained(ClassicalEmbedding(spec), spec, [row], "cpu", 0.0)
+        return Trained.fitted(ClassicalEmbedding(spec), spec, seconds)
     task = SBIRTask(cfg, ds)
     try:
         return fit_embedder_task(

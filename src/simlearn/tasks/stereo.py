@@ -369,9 +369,7 @@ def train(
     """Train the patch network (``learned``), or build a baseline that fits nothing."""
     spec = model_spec(cfg, data)
     if cfg.model.method != "learned":
-        row = {"epoch": 0, "loss": float("nan"), "lr": 0.0, "seconds": 0.0, "samples": 0,
-               "samples_per_s": 0.0}  # fmt: skip
-        return Trained(build_matcher(spec), spec, [row], "cpu", 0.0)
+        return Trained.fitted(build_matcher(spec), spec)
     import torch
 
     from simlearn.engine import fit
