@@ -124,7 +124,7 @@ def plot_disparity(
         else "no pixel has ground truth",
         fontsize=10,
     )
-    ax_err.legend(
+    fig.legend(  # below the figure: under the error panel it ran into the panel below
         handles=[
             Patch(facecolor=ERROR_OK_COLOR, label=f"|error| \u2264 {bad_threshold:g} px"),
             Patch(facecolor=WRONG_FRAME_COLOR, label=f"|error| > {bad_threshold:g} px"),
@@ -134,8 +134,7 @@ def plot_disparity(
                 label="no ground truth" if mask is None else "not evaluated / no ground truth",
             ),
         ],
-        loc="upper center",
-        bbox_to_anchor=(0.5, 0.0),
+        loc="outside lower center",
         ncols=3,
         fontsize=8,
         frameon=False,
