@@ -35,6 +35,24 @@ def test_all_pairs_match_the_brute_force_list(distance: str) -> None:
     assert len(d) == 40 * 39 // 2
 
 
+@pytest.mark.parametrize("distance", ["euclidean", "cosine", "manhattan", "chebyshev", "dot"])
+def test_distances_do_not_depend_on_the_block_size(
+    distance: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cache-sized blocks change speed only: every pair's distance is the same bits."""
+    import simlearn.evaluation.pairs as pairs
+
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(300, 97))
+    y = rng.integers(0, 5, 300)
+    d_ref, same_ref = pair_distances(x, y, distance=distance, max_pairs=30_000, seed=3)
+    for block_bytes in (8, 8 * 97 * 1000, 1 << 30):  # 64 pairs (the floor), 1,000, everything
+        monkeypatch.setattr(pairs, "_PAIR_BLOCK_BYTES", block_bytes)
+        d, same = pair_distances(x, y, distance=distance, max_pairs=30_000, seed=3)
+        np.testing.assert_array_equal(d, d_ref)
+        np.testing.assert_array_equal(same, same_ref)
+
+
 def test_verification_equals_sklearn_on_the_pair_list() -> None:
     rng = np.random.default_rng(1)
     x = rng.integers(-2, 3, size=(60, 2)).astype(float)  # integer grid: many tied distances

@@ -34,8 +34,15 @@ from simlearn.evaluation.distances import Distance, canonical_distance
 
 __all__ = ["pair_distances", "pair_verification", "sample_pairs"]
 
-# pairs per block when computing distances: (block, D) float64 differences stay small
-_PAIR_BLOCK: Final[int] = 65_536
+# bytes of float64 differences per block of pairs: (block, D) stays in the CPU's cache. On 1,500
+# raw 28x28 digits (D = 784, 1M pairs) a fixed 65,536-pair block (411 MB) took 4.8 s and a 2 MiB
+# one 1.0 s, with bit-identical distances (each row's arithmetic does not depend on the block).
+_PAIR_BLOCK_BYTES: Final[int] = 2 << 20
+
+
+def _pair_block(dim: int) -> int:
+    """Pairs per block for D-dimensional float64 differences (at least 64)."""
+    return max(64, _PAIR_BLOCK_BYTES // (8 * max(dim, 1)))
 
 
 def _n_pairs(n: int) -> int:
@@ -123,18 +130,19 @@ def pair_distances(
         x = x / norms
     i, j = sample_pairs(x.shape[0], max_pairs, seed)
     dist = np.empty(i.shape[0], dtype=np.float64)  # (P,)
-    for s in range(0, i.shape[0], _PAIR_BLOCK):
-        a, b = x[i[s : s + _PAIR_BLOCK]], x[j[s : s + _PAIR_BLOCK]]  # (B, D) each
+    block = _pair_block(x.shape[1])
+    for s in range(0, i.shape[0], block):
+        a, b = x[i[s : s + block]], x[j[s : s + block]]  # (B, D) each
         if distance == "cosine":
-            dist[s : s + _PAIR_BLOCK] = 1.0 - np.einsum("bd,bd->b", a, b)
+            dist[s : s + block] = 1.0 - np.einsum("bd,bd->b", a, b)
         elif distance == "dot":
-            dist[s : s + _PAIR_BLOCK] = -np.einsum("bd,bd->b", a, b)
+            dist[s : s + block] = -np.einsum("bd,bd->b", a, b)
         elif distance == "manhattan":
-            dist[s : s + _PAIR_BLOCK] = np.abs(a - b).sum(axis=1)
+            dist[s : s + block] = np.abs(a - b).sum(axis=1)
         elif distance == "chebyshev":
-            dist[s : s + _PAIR_BLOCK] = np.abs(a - b).max(axis=1)
+            dist[s : s + block] = np.abs(a - b).max(axis=1)
         else:
-            dist[s : s + _PAIR_BLOCK] = np.linalg.norm(a - b, axis=1)
+            dist[s : s + block] = np.linalg.norm(a - b, axis=1)
     return dist, y[i] == y[j]
 
 
