@@ -24,7 +24,6 @@ The split is honest:
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -425,25 +424,21 @@ def post_processing(cfg: Config):
 def embed(
     cfg: Config, model: nn.Module, data: StereoDataset, device: str | torch.device
 ) -> dict[str, np.ndarray]:
-    """Disparity maps of every evaluated pair. Keys: ``ids`` (N,), ``split`` (N,),
-    ``seconds`` (N,) inference time of each pair; per pair ``wta/<id>``, ``post/<id>`` float32
-    (H, W) (NaN = no prediction), ``lr_labels/<id>`` int8 and ``region/<id>`` int8 (0 unused,
-    1 train, 2 test)."""
-    import torch
+    """Disparity maps of every evaluated pair. Keys: ``ids`` (N,), ``split`` (N,); per pair
+    ``wta/<id>``, ``post/<id>`` float32 (H, W) (NaN = no prediction), ``lr_labels/<id>`` int8
+    and ``region/<id>`` int8 (0 unused, 1 train, 2 test).
 
+    No timing in the file: the same model gives the same bytes, so DVC skips ``evaluate`` when
+    they did not change. Inference time is ``benchmarks/bench_stereo.py``'s figure."""
     from simlearn.stereo.matcher import predict
 
     model = model.to(device).eval()
     post = post_processing(cfg)
     out: dict[str, np.ndarray] = {}
-    ids, splits, seconds = [], [], []
+    ids, splits = [], []
     for r in regions(cfg, data):
         pair = data[r.index]
-        t0 = time.perf_counter()
         maps = predict(model, pair.left, pair.right, pair.max_disp, post, device)
-        if str(device).startswith("cuda"):
-            torch.cuda.synchronize()
-        seconds.append(time.perf_counter() - t0)
         for k, v in maps.items():
             out[f"{k}/{pair.id}"] = v
         out[f"region/{pair.id}"] = r.codes
@@ -451,7 +446,6 @@ def embed(
         splits.append(pair.split)
     out["ids"] = np.asarray(ids)
     out["split"] = np.asarray(splits)
-    out["seconds"] = np.asarray(seconds, dtype=np.float64)
     return out
 
 
@@ -492,7 +486,6 @@ def evaluate(
     for prefix, c in counts.items():
         if c.pixels:
             metrics.update(c.metrics(prefix))
-    metrics["infer_seconds"] = float(np.mean(arrays["seconds"]))
 
     figures = []
     test_ids = [pid for pid in ids if (arrays[f"region/{pid}"] == TEST).any()]
