@@ -511,22 +511,3 @@ def test_healthy_server_passes_the_check(monkeypatch):
     finally:
         server.shutdown()
         server.server_close()
-
-
-def test_logged_requirements_pin_torch_and_mlflow_without_the_distribution_scan(store):
-    """The model's requirements.txt is torch's and MLflow's installed versions, exactly; the scan
-    of every installed distribution is skipped for the call and MLflow's map is put back."""
-    import importlib.metadata
-
-    import mlflow
-    import mlflow.artifacts
-    from mlflow.utils import requirements_utils as ru
-
-    ru._MODULES_TO_PACKAGES = None  # as in a fresh train stage
-    with tracking.training_run("req", SECTION, dataset="digits") as run_id:
-        info = tracking.log_torch_model(run_id, _net(0), np.ones((2, 1, 8, 8), np.float32))
-    assert ru._MODULES_TO_PACKAGES is None  # put back: a later inference still scans
-    folder = Path(mlflow.artifacts.download_artifacts(info.model_uri))
-    reqs = (folder / "requirements.txt").read_text().split()
-    torch_version = importlib.metadata.version("torch").split("+")[0]
-    assert sorted(reqs) == sorted([f"mlflow=={mlflow.__version__}", f"torch=={torch_version}"])

@@ -715,35 +715,6 @@ def log_dataset(run_id: str, manifest: Any, *, name: str, source: str, context: 
     )
 
 
-@contextmanager
-def _no_distribution_scan() -> Iterator[None]:
-    """Skip MLflow's scan of every installed distribution while it logs a model.
-
-    ``log_model`` checks the given pip requirements against the environment; to do so it first
-    maps every importable module to its distribution (``importlib.metadata``'s
-    ``packages_distributions()``, which reads the RECORD file of each of the ~250 installed
-    distributions): 1.6 s per logged model here, 28 train stages, 45 s of a forced ``dvc repro``.
-    The check itself reads versions with ``importlib.metadata.version`` and needs that map only
-    as a fallback for packages whose distribution name differs from their module (not ``torch``
-    or ``mlflow``, the requirements logged here). So the map starts empty for the call and is
-    put back after it; the logged requirements are the same (a test compares them). If a future
-    MLflow drops the private attribute, the scan simply runs.
-    """
-    try:
-        from mlflow.utils import requirements_utils as ru
-    except ImportError:  # pragma: no cover
-        yield
-        return
-    if getattr(ru, "_MODULES_TO_PACKAGES", "absent") is not None:
-        yield  # already scanned in this process, or an MLflow without the attribute
-        return
-    ru._MODULES_TO_PACKAGES = {}
-    try:
-        yield
-    finally:
-        ru._MODULES_TO_PACKAGES = None
-
-
 def log_torch_model(
     run_id: str,
     model: Any,
@@ -800,7 +771,7 @@ def log_torch_model(
     }
     torch_req = f"torch=={torch.__version__.split('+')[0]}"
     export_error = None
-    with warnings.catch_warnings(), _no_distribution_scan():
+    with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # MLflow's hints about integer columns
         try:
             info = mlflow.pytorch.log_model(
@@ -821,7 +792,7 @@ def log_torch_model(
             stacklevel=2,
         )
         _drop_unfinished_models(client, run_id, name)  # else runs:/<id>/<name> finds that one
-        with warnings.catch_warnings(), _no_distribution_scan():
+        with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
             info = mlflow.pytorch.log_model(
                 model,
