@@ -30,6 +30,14 @@ def test_same_seed_same_bytes_other_seed_other_bytes(tmp_path):
     assert digest(a) == digest(b) != digest(c)
 
 
+def test_worker_processes_write_the_same_bytes(tmp_path):
+    kw = {"classes": ("star", "car", "cup"), "photos_per_class": 2, "sketches_per_photo": 2}
+    one = generate_sketch_set(tmp_path / "one", seed=5, workers=1, **kw)
+    two = generate_sketch_set(tmp_path / "two", seed=5, workers=2, **kw)
+    assert len(list(two.rglob("*.png"))) == 3 * 2 * 3
+    assert digest(one) == digest(two)
+
+
 def test_layout_counts_and_categories(tmp_path):
     assert len(CATEGORIES) >= 12 and set(UNSEEN_CATEGORIES) < set(CATEGORIES)
     root = generate_sketch_set(tmp_path, photos_per_class=2, sketches_per_photo=5)

@@ -28,7 +28,9 @@ Everything follows from ``seed``: the same seed writes the same bytes.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -454,8 +456,14 @@ def generate_sketch_set(
     photos_per_class: int = 16,
     sketches_per_photo: int = 5,
     size: int = 64,
+    workers: int | None = None,
 ) -> Path:
     """Write the set under ``root`` in the Sketchy layout and return ``root``.
+
+    Categories are drawn in ``workers`` processes (default: one per CPU), with the same files
+    for any count (a test compares 1 and 2 workers byte for byte): the embedded default set
+    (16 categories x 80 photos, 7,680 files) took 9.9 and 13.0 s in one process, 5.5 and 7.5 s
+    in two, on 2 cores (alternating runs).
 
     Files: ``rendered_256x256/256x256/photo/tx_000000000000/<class>/<class>_<i>.png`` and
     ``.../sketch/tx_000000000000/<class>/<class>_<i>-<k>.png`` with k = 1..sketches_per_photo
@@ -476,16 +484,28 @@ def generate_sketch_set(
         )
     root = Path(root)
     base = root / "rendered_256x256" / "256x256"
-    for category in classes:
-        photo_dir = base / "photo" / _TX / category
-        sketch_dir = base / "sketch" / _TX / category
-        photo_dir.mkdir(parents=True, exist_ok=True)
-        sketch_dir.mkdir(parents=True, exist_ok=True)
-        for i in range(photos_per_class):
-            parts, rng = instance(category, seed, i, size)
-            photo_id = f"{category}_{i:03d}"
-            Image.fromarray(render_photo(parts, size, rng)).save(photo_dir / f"{photo_id}.png")
-            for k in range(1, sketches_per_photo + 1):
-                sketch = render_sketch(parts, size, rng)
-                Image.fromarray(sketch).save(sketch_dir / f"{photo_id}-{k}.png")
+    jobs = [(base, c, seed, photos_per_class, sketches_per_photo, size) for c in classes]
+    workers = min(len(jobs), workers or os.cpu_count() or 1)
+    if workers <= 1:
+        for job in jobs:
+            _write_category(*job)
+    else:  # one generator per photo: the files do not depend on the order or the worker
+        with ProcessPoolExecutor(workers) as pool:
+            list(pool.map(_write_category, *zip(*jobs, strict=True)))
     return root
+
+
+def _write_category(
+    base: Path, category: str, seed: int, photos_per_class: int, sketches_per_photo: int, size: int
+) -> None:
+    photo_dir = base / "photo" / _TX / category
+    sketch_dir = base / "sketch" / _TX / category
+    photo_dir.mkdir(parents=True, exist_ok=True)
+    sketch_dir.mkdir(parents=True, exist_ok=True)
+    for i in range(photos_per_class):
+        parts, rng = instance(category, seed, i, size)
+        photo_id = f"{category}_{i:03d}"
+        Image.fromarray(render_photo(parts, size, rng)).save(photo_dir / f"{photo_id}.png")
+        for k in range(1, sketches_per_photo + 1):
+            sketch = render_sketch(parts, size, rng)
+            Image.fromarray(sketch).save(sketch_dir / f"{photo_id}-{k}.png")
