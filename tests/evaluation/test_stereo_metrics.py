@@ -6,11 +6,13 @@ import numpy as np
 import pytest
 
 from simlearn.evaluation.stereo import (
+    CURVE_THRESHOLDS,
     DisparityCounts,
     disparity_counts,
     disparity_metrics,
     occlusion_from_disparity,
     valid_ground_truth,
+    within_counts,
 )
 
 
@@ -55,6 +57,28 @@ def test_metrics_equal_a_loop_with_ties_holes_and_unknown_ground_truth():
     assert got.keys() == want.keys()
     for k in want:
         assert got[k] == pytest.approx(want[k], abs=1e-12), k
+
+
+def test_accuracy_curve_counts_equal_a_loop_with_ties_and_holes():
+    rng = np.random.default_rng(3)
+    gt = rng.integers(0, 60, (8, 9)).astype(np.float64)
+    gt[0, :3] = np.nan
+    pred = gt + rng.choice([0.0, 0.25, -1.0, 3.0, -2.75, 9.5, 10.0, -12.0], gt.shape)
+    pred[4, 2:5] = np.nan
+    mask = rng.random(gt.shape) < 0.7
+    within, n = within_counts(pred, gt, mask)
+    pixels = [
+        (pred[y, x], gt[y, x])
+        for y in range(gt.shape[0])
+        for x in range(gt.shape[1])
+        if np.isfinite(gt[y, x]) and gt[y, x] > 0 and mask[y, x]
+    ]
+    assert n == len(pixels)
+    for t, w in zip(CURVE_THRESHOLDS, within, strict=True):
+        assert w == sum(np.isfinite(p) and abs(p - g) <= t for p, g in pixels), t
+    m = disparity_metrics(pred, gt, mask)  # the curve passes through both accuracies
+    assert within[CURVE_THRESHOLDS == 1.0][0] / n == m["accuracy_1px"]
+    assert within[CURVE_THRESHOLDS == 3.0][0] / n == m["accuracy_3px"]
 
 
 def test_d1_needs_both_three_pixels_and_five_percent():

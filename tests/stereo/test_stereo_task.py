@@ -108,6 +108,12 @@ def test_ncc_end_to_end_on_files_in_the_true_formats(tmp_path, source):
     assert m["wta_accuracy_3px"] > 0.75 and m["accuracy_3px"] > 0.75
     assert m["density"] == 1.0 and 0 <= m["d1"] <= 1 - m["accuracy_3px"] + 1e-9
     assert {"train_accuracy_3px", "noc_accuracy_3px", "train_wta_accuracy_3px"} <= set(m)
+    # the accuracy curves pass through the two accuracies of the metrics, and never fall
+    assert sorted(ev.curves) == ["accuracy", "accuracy_wta"]
+    for kind, prefix in (("accuracy", ""), ("accuracy_wta", "wta_")):
+        c = ev.curves[kind].set_index("x")["y"]
+        assert c.index[0] == 0 and c.index[-1] == 10 and c.is_monotonic_increasing
+        assert c[1.0] == m[prefix + "accuracy_1px"] and c[3.0] == m[prefix + "accuracy_3px"]
     assert [p.name for p in ev.figures] == ["disparity_wta.png", "disparity_post.png"]
     # the exported model maps a stacked pair to the winner-takes-all disparity
     x = torch.from_numpy(T.example_input(data))

@@ -9,7 +9,10 @@ non-occluded), with error ``e = |d_pred - d_gt|``:
 - ``d1 = |{p in P: e > 3 and e > 0.05 d_gt}| / |P|``, the KITTI 2015 outlier rate (Menze &
   Geiger 2015, "Object Scene Flow for Autonomous Vehicles");
 - ``epe = mean_{p in P, predicted} e``, the mean end-point error;
-- ``density = |{p in P: d_pred finite}| / |P|``.
+- ``density = |{p in P: d_pred finite}| / |P|``;
+- the accuracy curve: ``accuracy(t) = |{p in P: e <= t}| / |P|`` for thresholds ``t`` from 0 to
+  10 px (:data:`CURVE_THRESHOLDS`), so that ``accuracy(1)`` and ``accuracy(3)`` are the two
+  accuracies above (Middlebury's tables give its complement, the "bad t" rates).
 
 A pixel that post-processing left without a prediction (NaN) counts as wrong in the accuracies
 and as an outlier in ``d1``; ``epe`` averages over the predicted pixels only, and ``density``
@@ -91,6 +94,30 @@ def disparity_counts(
         predicted=int(has.sum()),
         error_sum=float(err[has].sum()),
     )
+
+
+#: thresholds (px) of the accuracy curve: 0 to 10 in steps of 0.25
+CURVE_THRESHOLDS = np.arange(41) / 4.0
+
+
+def within_counts(
+    disparity_pred: np.ndarray,
+    disparity_gt: np.ndarray,
+    mask: np.ndarray | None = None,
+    thresholds: np.ndarray = CURVE_THRESHOLDS,
+) -> tuple[np.ndarray, int]:
+    """``(|{p in P: e <= t}| for each t, |P|)``: the accuracy curve's counts for one map, on the
+    same pixels as :func:`disparity_counts` (no prediction counts as wrong). Sum the counts of
+    several pairs, then divide, to pool them."""
+    pred = np.asarray(disparity_pred, dtype=np.float64)
+    gt = np.asarray(disparity_gt, dtype=np.float64)
+    sel = valid_ground_truth(gt)
+    if mask is not None:
+        sel &= np.asarray(mask, dtype=bool)
+    p, g = pred[sel], gt[sel]
+    err = np.sort(np.abs(p[np.isfinite(p)] - g[np.isfinite(p)]))  # (predicted,)
+    within = np.searchsorted(err, np.asarray(thresholds, dtype=np.float64), side="right")
+    return within.astype(np.int64), int(sel.sum())
 
 
 def disparity_metrics(

@@ -457,16 +457,24 @@ def evaluate(
     name: str = "stereo",
 ) -> Evaluation:
     """Metrics on the test pixels (post-processed: unprefixed; winner-takes-all: ``wta_``), on
-    their non-occluded part (``noc_``), and on the training pixels (``train_``); figures of the
+    their non-occluded part (``noc_``), and on the training pixels (``train_``); the accuracy
+    against the error threshold, 0 to 10 px, of both maps on the test pixels (curves
+    ``accuracy`` and ``accuracy_wta``); figures of the
     first test pair."""
+    import pandas as pd
+
     from simlearn.evaluation.stereo import (
+        CURVE_THRESHOLDS,
         DisparityCounts,
         disparity_counts,
         occlusion_from_disparity,
+        within_counts,
     )
 
     index = {pid: i for i, pid in enumerate(data.ids)}
     counts: dict[str, DisparityCounts] = {}
+    within = {kind: np.zeros(len(CURVE_THRESHOLDS), np.int64) for kind in ("post", "wta")}
+    evaluated = {"post": 0, "wta": 0}
 
     def add(key: str, c: DisparityCounts) -> None:
         counts[key] = counts.get(key, DisparityCounts()) + c
@@ -479,6 +487,9 @@ def evaluate(
         for kind, prefix in (("post", ""), ("wta", "wta_")):
             pred = arrays[f"{kind}/{pid}"]
             add(prefix, disparity_counts(pred, gt, region == TEST))
+            w, n = within_counts(pred, gt, region == TEST)
+            within[kind] += w
+            evaluated[kind] += n
             add("train_" + prefix, disparity_counts(pred, gt, region == TRAIN))
             if noc is not None:
                 add("noc_" + prefix, disparity_counts(pred, gt, (region == TEST) & noc))
@@ -486,6 +497,14 @@ def evaluate(
     for prefix, c in counts.items():
         if c.pixels:
             metrics.update(c.metrics(prefix))
+    # accuracy against the error threshold on the test pixels: reports/curves/<exp>/accuracy*.csv
+    curves = {
+        "accuracy" if kind == "post" else f"accuracy_{kind}": pd.DataFrame(
+            {"x": CURVE_THRESHOLDS, "y": within[kind] / evaluated[kind]}
+        )
+        for kind in ("post", "wta")
+        if evaluated[kind]
+    }
 
     figures = []
     test_ids = [pid for pid in ids if (arrays[f"region/{pid}"] == TEST).any()]
@@ -509,7 +528,7 @@ def evaluate(
                     mask=arrays[f"region/{pid}"] == TEST,
                 )
             )
-    return Evaluation(metrics=metrics, figures=figures, summary=KEY_METRICS)
+    return Evaluation(metrics=metrics, curves=curves, figures=figures, summary=KEY_METRICS)
 
 
 # ----------------------------------------------------------------------------- report
