@@ -473,8 +473,7 @@ def evaluate(
 
     index = {pid: i for i, pid in enumerate(data.ids)}
     counts: dict[str, DisparityCounts] = {}
-    within = {kind: np.zeros(len(CURVE_THRESHOLDS), np.int64) for kind in ("post", "wta")}
-    evaluated = {"post": 0, "wta": 0}
+    within = {prefix: np.zeros(len(CURVE_THRESHOLDS), np.int64) for prefix in ("", "wta_")}
 
     def add(key: str, c: DisparityCounts) -> None:
         counts[key] = counts.get(key, DisparityCounts()) + c
@@ -487,9 +486,7 @@ def evaluate(
         for kind, prefix in (("post", ""), ("wta", "wta_")):
             pred = arrays[f"{kind}/{pid}"]
             add(prefix, disparity_counts(pred, gt, region == TEST))
-            w, n = within_counts(pred, gt, region == TEST)
-            within[kind] += w
-            evaluated[kind] += n
+            within[prefix] += within_counts(pred, gt, region == TEST)[0]
             add("train_" + prefix, disparity_counts(pred, gt, region == TRAIN))
             if noc is not None:
                 add("noc_" + prefix, disparity_counts(pred, gt, (region == TEST) & noc))
@@ -499,11 +496,11 @@ def evaluate(
             metrics.update(c.metrics(prefix))
     # accuracy against the error threshold on the test pixels: reports/curves/<exp>/accuracy*.csv
     curves = {
-        "accuracy" if kind == "post" else f"accuracy_{kind}": pd.DataFrame(
-            {"x": CURVE_THRESHOLDS, "y": within[kind] / evaluated[kind]}
+        f"accuracy_{prefix}".rstrip("_"): pd.DataFrame(
+            {"x": CURVE_THRESHOLDS, "y": w / counts[prefix].pixels}
         )
-        for kind in ("post", "wta")
-        if evaluated[kind]
+        for prefix, w in within.items()
+        if counts[prefix].pixels
     }
 
     figures = []
