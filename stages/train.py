@@ -2,7 +2,9 @@
 
     python stages/train.py <exp> <data_dir> <model_dir> <report_dir>
 
-Writes <model_dir>/model.pt and run.json, <report_dir>/history.csv and training_curves.png.
+Writes <model_dir>/model.pt, run.json and example.npy (an input batch for the MLflow model
+signature), <report_dir>/history.csv and training_curves.png. The ``report`` stage logs the model
+to the run and registers it (:func:`simlearn.tracking.publish_model`).
 An interrupted run (Ctrl-C, SIGKILL, preemption) resumes from checkpoints/<exp>/ when started
 again with the same params; that folder is removed once training has finished.
 Runs unchanged under ``torchrun --nproc_per_node=N`` (rank 0 alone writes and logs).
@@ -18,6 +20,7 @@ import time
 from contextlib import nullcontext
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 
@@ -114,6 +117,7 @@ def _train_in_run(args, cfg, task, data, info, ckpt_dir, section, run_id) -> dic
     from simlearn.models import save_model
 
     save_model(args.model_dir / "model.pt", trained.model, trained.spec)
+    np.save(args.model_dir / "example.npy", task.example_input(data))
     tracking.write_run_file(args.model_dir / "run.json", run_id, args.experiment)
     hist = pd.DataFrame(trained.history)
     hist.to_csv(args.report_dir / "history.csv", index=False)
@@ -134,7 +138,6 @@ def _train_in_run(args, cfg, task, data, info, ckpt_dir, section, run_id) -> dic
             hist, args.report_dir / "training_curves.png", title=f"{args.experiment}: training"
         )
         tracking.log_artifact(run_id, fig, "figures")
-    tracking.log_torch_model(run_id, trained.model, task.example_input(data))
     shutil.rmtree(ckpt_dir, ignore_errors=True)  # finished: nothing left to resume
     print(
         f"[{args.experiment}] trained in {seconds:.1f}s on {trained.device}; "

@@ -19,13 +19,16 @@ Rules (see DESIGN.md):
   loss) is marked KILLED when the next training of its key starts with other params; a resumed
   training (same params, checkpoint present) continues its own run. ``evaluate`` writes files
   only; the ``report`` stage adds each experiment's evaluation to its run by id
-  (:func:`read_run_file`, :func:`publish_evaluation`) and never changes the run's state. No
+  (:func:`read_run_file`, :func:`publish_evaluation`, :func:`publish_model`) and never changes
+  the run's state. No
   call here uses MLflow's fluent ``start_run``: reopening a run with it marks the run FINISHED
   when it ends.
 - Models are logged in MLflow's ``pt2`` format (``torch.export``): loading one runs no pickled
   code (MLflow checks the archive is pickle-free when ``MLFLOW_ALLOW_PICKLE_DESERIALIZATION`` is
   false) and needs no ``simlearn`` import. Each is registered in the Model Registry under its
   params key, so ``mlflow.pytorch.load_model("models:/<key>/latest")`` loads the newest one.
+  The ``report`` stage logs them (:func:`publish_model`), not ``train``: one process pays for
+  importing ``torch.export`` once per ``dvc repro``.
 - No network: telemetry is switched off before MLflow is imported.
 """
 
@@ -45,7 +48,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -696,6 +699,25 @@ def publish_evaluation(
     if curve_dir is not None and Path(curve_dir).is_dir() and any(Path(curve_dir).iterdir()):
         log_artifacts(run_id, curve_dir, "eval/curves")
     client.set_tag(run_id, TAG_EVAL_DIGEST, digest)
+    return True
+
+
+def publish_model(run_id: str, load: Callable[[], tuple[Any, Any]]) -> bool:
+    """Log and register the run's trained model, once; True when it was logged now.
+
+    ``load()`` gives ``(model, input_example)`` for :func:`log_torch_model`; it is called only
+    when the run has no model yet (no ``model_format`` tag), so the report stage can call this for
+    every experiment and pay only for new trainings.
+
+    Why the report stage logs models and ``train`` does not: ``torch.export`` imports
+    ``torch._dynamo``, 2.6 s per process. Measured on 2 cores, ``train@raw_unseen`` took 9.2 and
+    9.0 s with the model logged, 5.5 and 5.1 s without: about 3.8 s per train stage, once per
+    ``dvc repro`` instead of once per experiment.
+    """
+    if TAG_MODEL_FORMAT in _client().get_run(run_id).data.tags:
+        return False
+    model, example = load()
+    log_torch_model(run_id, model, example)
     return True
 
 

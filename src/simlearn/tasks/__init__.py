@@ -32,7 +32,8 @@ module level,
 ``train(cfg, data, *, checkpoint_dir, fingerprint, on_epoch_end, progress, desc) -> Trained``
     trains with :func:`simlearn.engine.fit` (or fits a baseline) and returns the model to export.
 ``example_input(data) -> np.ndarray``
-    a small batch in the exported model's input form, for the MLflow model signature.
+    a small batch in the exported model's input form, for the MLflow model signature; ``train``
+    saves it as ``<model_dir>/example.npy``, and the ``report`` stage logs the model with it.
 ``load_model(model_dir) -> (model, spec)``
     the exported model, as :func:`save_model` wrote it.
 ``embed(cfg, model, data, device) -> dict[str, np.ndarray]``
