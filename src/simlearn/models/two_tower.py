@@ -242,13 +242,78 @@ def build_two_tower(spec: dict[str, Any], load_pretrained: bool = False) -> TwoT
     return TwoTower(towers["sketch"], towers["photo"], shared)
 
 
+def hog_batch(
+    images: np.ndarray, orientations: int = 9, cell: int = 8, block: int = 2, eps: float = 1e-5
+) -> np.ndarray:
+    """``skimage.feature.hog`` of every image of a batch (B, H, W), bit for bit: ``orientations``
+    bins over 0-180 degrees, ``cell`` x ``cell`` px cells, ``block`` x ``block``-cell blocks,
+    L2-Hys; (B, F) in the dtype skimage returns (float32 for float32 input, else float64).
+
+    Why not skimage itself: it runs one image at a time and normalises each block in a Python
+    loop. For the 7,680 images of ``sketch_synthetic`` at 48 x 48 px, ``benchmarks/bench_hog.py``
+    measured 4.4 s for skimage against 2.0 s here (medians of 3 alternating runs, 2 cores).
+    Same arithmetic as skimage 0.26: central-difference gradients in the input's float type;
+    each cell's histogram summed in row-major order into a C ``float`` (as its Cython loop
+    does), then divided by the cell area; blocks normalised in float64. ``tests/sbir/
+    test_hog.py`` checks equality with skimage on random, binary and blank images.
+    """
+    x = np.asarray(images)
+    ftype = np.float32 if x.dtype in (np.float16, np.float32) else np.float64
+    x = x.astype(ftype, copy=False)
+    h, w = x.shape[1:]
+    if h // cell < block or w // cell < block:
+        raise ValueError(
+            f"images of {h}x{w} px hold no block of {block}x{block} cells of {cell} px"
+        )
+    chunks = [  # 128 images at a time: temporaries stay in cache (2x faster than all at once)
+        _hog_chunk(x[i : i + 128], orientations, cell, block, eps) for i in range(0, len(x), 128)
+    ]
+    n_features = (h // cell - block + 1) * (w // cell - block + 1) * block * block * orientations
+    return np.concatenate(chunks).astype(ftype) if chunks else np.zeros((0, n_features), ftype)
+
+
+def _hog_chunk(x: np.ndarray, orientations: int, cell: int, block: int, eps: float) -> np.ndarray:
+    b, h, w = x.shape
+    g_row = np.zeros_like(x)
+    g_row[:, 1:-1, :] = x[:, 2:, :] - x[:, :-2, :]
+    g_col = np.zeros_like(x)
+    g_col[:, :, 1:-1] = x[:, :, 2:] - x[:, :, :-2]
+    g_row, g_col = g_row.astype(np.float64), g_col.astype(np.float64)
+    magnitude = np.hypot(g_col, g_row)
+    angle = np.rad2deg(np.arctan2(g_row, g_col)) % 180
+    per_bin = 180.0 / orientations
+    bins = np.searchsorted([per_bin * (i + 1) for i in range(orientations - 1)], angle, "right")
+    nr, nc = h // cell, w // cell
+    magnitude = magnitude[:, : nr * cell, : nc * cell].reshape(b, nr, cell, nc, cell)
+    bins = bins[:, : nr * cell, : nc * cell].reshape(b, nr, cell, nc, cell)
+    hist = np.zeros((b, nr, nc, orientations), np.float32)
+    for dy in range(cell):  # each pixel adds its magnitude to its bin: one pixel per cell at a time
+        for dx in range(cell):
+            at = bins[:, :, dy, :, dx, None]
+            total = np.take_along_axis(hist, at, -1).astype(np.float64)
+            total += magnitude[:, :, dy, :, dx, None]
+            np.put_along_axis(hist, at, total.astype(np.float32), -1)
+    hist = (hist / np.float32(cell * cell)).astype(np.float64)
+    nbr, nbc = nr - block + 1, nc - block + 1
+    blocks = np.empty((b, nbr, nbc, block, block, orientations))
+    for r in range(block):
+        for c in range(block):
+            blocks[:, :, :, r, c] = hist[:, r : r + nbr, c : c + nbc]
+    blocks = blocks.reshape(b, nbr, nbc, -1)
+    out = blocks / np.sqrt(np.sum(blocks**2, axis=-1, keepdims=True) + eps**2)
+    out = np.minimum(out, 0.2)
+    out = out / np.sqrt(np.sum(out**2, axis=-1, keepdims=True) + eps**2)
+    return out.reshape(b, -1)
+
+
 class ClassicalEmbedding(nn.Module):
     """The fitted-in-closed-form baselines, as a module the pipeline saves and runs.
 
     ``raw``: greyscale, area-resized to ``raw_size``, flattened: (B, raw_size**2) in [0, 1].
     ``edge_hog``: photos -> greyscale -> Canny edges (``skimage.feature.canny``, ``sigma``) ->
     HOG; sketches -> greyscale, inverted (strokes bright, as edges are) -> HOG. HOG is
-    ``skimage.feature.hog`` (9 orientations, ``hog_cell`` px cells, 2x2-cell blocks, L2-Hys),
+    ``skimage.feature.hog`` (9 orientations, ``hog_cell`` px cells, 2x2-cell blocks, L2-Hys;
+    computed for the whole batch at once by :func:`hog_batch`, with the same numbers),
     the descriptor of Dalal & Triggs 2005 ("Histograms of Oriented Gradients for Human
     Detection", CVPR). Both are compared with the Euclidean distance.
     """
@@ -262,26 +327,16 @@ class ClassicalEmbedding(nn.Module):
         if self.spec["method"] == "raw":
             s = int(self.spec["raw_size"])
             return F.interpolate(grey, size=(s, s), mode="area").flatten(1)
-        from skimage.feature import canny, hog
+        from skimage.feature import canny
 
-        cell = int(self.spec["hog_cell"])
-        out = []
-        for img in grey[:, 0].cpu().numpy():  # (H, W)
-            if domain == "photo":
-                edges = canny(img, sigma=float(self.spec["canny_sigma"])).astype(np.float64)
-            else:
-                edges = 1.0 - img
-            out.append(
-                hog(
-                    edges,
-                    orientations=9,
-                    pixels_per_cell=(cell, cell),
-                    cells_per_block=(2, 2),
-                    block_norm="L2-Hys",
-                    feature_vector=True,
-                )  # fmt: skip
-            )
-        return torch.from_numpy(np.stack(out).astype(np.float32))
+        imgs = grey[:, 0].cpu().numpy()  # (B, H, W)
+        if domain == "photo":
+            sigma = float(self.spec["canny_sigma"])
+            edges = np.stack([canny(img, sigma=sigma) for img in imgs]).astype(np.float64)
+        else:
+            edges = 1.0 - imgs
+        features = hog_batch(edges, cell=int(self.spec["hog_cell"]))
+        return torch.from_numpy(features.astype(np.float32))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # sketches (B, 1, H, W) -> (B, D)
         return self.embed(x, "sketch")
