@@ -34,3 +34,27 @@ def test_rows_filters_domain_split_and_classes(sketchy_data):
     assert set(ds.domains[rows]) == {"photo"} and set(ds.splits[rows]) == {"train"}
     assert 1 not in set(ds.labels[rows])
     assert ds.class_ids(["owl", "cat"]).tolist() == [2, 0]
+
+
+def test_a_decoded_image_is_read_from_its_file_once_within_the_cache_budget(
+    sketchy_data, monkeypatch
+):
+    from simlearn.data import sketch_dataset
+
+    ds = load_sketch_dataset(sketchy_data)
+    opened = []
+    real = sketch_dataset.read_resized
+    monkeypatch.setattr(
+        sketch_dataset, "read_resized", lambda path, c, s: opened.append(path) or real(path, c, s)
+    )
+    rows = ds.rows("photo")[:6]
+    one_image = 24 * 24 * 3  # bytes of one cached photo at 24 px
+    for cache_mb, reads in ((256, 6), (0, 12), (2.5 * one_image / 2**20, 6 + 4)):
+        opened.clear()
+        stream = ImageStream(ds, 24, workers=2, cache_mb=cache_mb)
+        first, second = stream.read(rows), stream.read(rows)
+        assert np.array_equal(first, second)
+        assert np.array_equal(first, np.stack([real(ds.root / ds.paths[r], 3, 24) for r in rows]))
+        assert len(opened) == reads, cache_mb  # the budget holds 2 of the 6 images
+        first[:] = 0  # the caller's array is a copy: the cache is not changed through it
+        assert np.array_equal(stream.read(rows), second)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -127,10 +128,20 @@ class ImageStream:
 
     ``workers``: threads of the pool (default: up to 4, no more than the CPUs); ``depth``:
     batches queued ahead of the one being consumed (default: ``workers``).
+
+    Each decoded, resized image is kept (uint8) until ``cache_mb`` is used up, so a training
+    decodes a file once, not once per epoch: 12 epochs of ``sbir`` on ``sketch_synthetic`` read
+    about 39,000 images of a 7,680-image set (0.12 ms each on this project's 2-core machine).
+    At 28 px the whole set holds 12 MB; the real Sketchy set (87,000 images), 130 MB.
     """
 
     def __init__(
-        self, ds: SketchDataset, size: int, workers: int | None = None, depth: int | None = None
+        self,
+        ds: SketchDataset,
+        size: int,
+        workers: int | None = None,
+        depth: int | None = None,
+        cache_mb: float = 256,
     ) -> None:
         if size < 8:
             raise ValueError(f"size={size}: images must be at least 8x8")
@@ -139,6 +150,9 @@ class ImageStream:
         self.workers = workers or max(1, min(4, os.cpu_count() or 1))
         self.depth = depth if depth is not None else self.workers
         self._pool: ThreadPoolExecutor | None = None
+        self._cache: dict[int, np.ndarray] = {}
+        self._cache_left = int(cache_mb * 2**20)
+        self._cache_lock = threading.Lock()
 
     @property
     def pool(self) -> ThreadPoolExecutor:
@@ -158,8 +172,15 @@ class ImageStream:
             raise ValueError(f"a batch holds one domain; rows span {sorted(domains)}")
         c = CHANNELS[domains.pop()]
         out = np.empty((len(rows), self.size, self.size, c), dtype=np.uint8)
-        for i, r in enumerate(rows):
-            out[i] = read_resized(self.ds.root / self.ds.paths[r], c, self.size)
+        for i, r in enumerate(rows.tolist()):
+            image = self._cache.get(r)
+            if image is None:
+                image = read_resized(self.ds.root / self.ds.paths[r], c, self.size)
+                with self._cache_lock:
+                    if image.nbytes <= self._cache_left and r not in self._cache:
+                        self._cache[r] = image
+                        self._cache_left -= image.nbytes
+            out[i] = image
         return out
 
     def load(self, rows: np.ndarray) -> torch.Tensor:
