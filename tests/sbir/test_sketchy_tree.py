@@ -62,3 +62,43 @@ def test_misnamed_sketch_and_photo_without_sketch_are_caught(sketchy_tree):
     report = validate_sketchy_tree(sketchy_tree)
     failed = {(r.table, r.column) for r in report.failures}
     assert failed == {("tree", "name_ok"), ("tree", "num_sketches")}
+
+
+def test_canonical_images_hold_the_source_pixels_and_plain_pngs_are_copied(
+    sketchy_tree, tmp_path
+):
+    """Plain 8-bit L/RGB PNG sketches are stored as byte copies; JPEG photos and sketches in
+    other modes (RGBA, palette) are decoded to L or RGB and re-encoded; every stored file
+    decodes to what the reader decodes from its source."""
+    import numpy as np
+    import pandas as pd
+    from PIL import Image
+
+    from simlearn.data.readers import read_image
+
+    sdir = sketchy_tree / "rendered_256x256/256x256/sketch/tx_000000000000/cat"
+    rgba, pal = sdir / "cat_0-1.png", sdir / "cat_0-2.png"
+    grey = np.asarray(Image.open(rgba))
+    Image.fromarray(np.stack([grey] * 3 + [np.full_like(grey, 200)], -1), "RGBA").save(rgba)
+    Image.open(pal).convert("P").save(pal)
+    for f in (sdir.parent / "dog").glob("*.png"):  # stored uncompressed: a re-encoding differs
+        Image.open(f).save(f, compress_level=0)
+    out = tmp_path / "canonical"
+    build_dataset("sketchy", DatasetConfig(source="sketchy"), out, downloads_dir=sketchy_tree)
+    listing = list_sketchy(sketchy_tree)
+    manifest = pd.read_parquet(out / "manifest.parquet")
+    src_of = {
+        (f"photo-{r.photo_id}" if r.domain == "photo" else f"sketch-{r.photo_id}-{r.sketch_index}"):
+        r.source_path for r in listing.itertuples()
+    }  # fmt: skip
+    copied = 0
+    for row in manifest.itertuples():
+        src, dest = src_of[row.id], out / row.path
+        assert np.array_equal(read_image(dest), read_image(src)), row.id
+        with Image.open(dest) as img:
+            assert img.format == "PNG" and img.mode in ("L", "RGB")
+        same_bytes = dest.read_bytes() == open(src, "rb").read()
+        plain = row.domain == "sketch" and src not in (str(rgba), str(pal))
+        assert same_bytes == plain, row.id
+        copied += same_bytes
+    assert copied == len(CLASSES) * PHOTOS_PER_CLASS * SKETCHES_PER_PHOTO - 2

@@ -387,6 +387,16 @@ def write_stereo_dataset(
 # ----------------------------------------------------------------------------- sketch
 
 
+def _plain_png(path: Path) -> bool:
+    """A PNG that decodes to 8-bit L or RGB with no transparency: copying its bytes stores the
+    same pixels as decoding and re-encoding it (PNG is lossless), without the encoding. Writing
+    the 7,680 files of ``sketch_synthetic``: 3.1-6.4 s with copies, 5.1-9.4 s re-encoding (3
+    alternating runs on a busy 2-core machine); the files are byte-identical either way, as the
+    generator saves with PIL's defaults."""
+    with Image.open(path) as img:
+        return img.format == "PNG" and img.mode in ("L", "RGB") and "transparency" not in img.info
+
+
 def write_sketch_dataset(
     out_dir: str | Path,
     listing: pd.DataFrame,
@@ -447,7 +457,10 @@ def write_sketch_dataset(
         array = read_image(src)  # (H, W) or (H, W, 3) uint8
         dest = out_dir / rel
         dest.parent.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(array).save(dest)
+        if _plain_png(src):  # already what this form stores: the file, not a re-encoding
+            shutil.copyfile(src, dest)
+        else:
+            Image.fromarray(array).save(dest)
         values = array.astype(np.float64)
         records.append(
             {
