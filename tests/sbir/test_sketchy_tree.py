@@ -64,9 +64,7 @@ def test_misnamed_sketch_and_photo_without_sketch_are_caught(sketchy_tree):
     assert failed == {("tree", "name_ok"), ("tree", "num_sketches")}
 
 
-def test_canonical_images_hold_the_source_pixels_and_plain_pngs_are_copied(
-    sketchy_tree, tmp_path
-):
+def test_canonical_images_hold_the_source_pixels_and_plain_pngs_are_copied(sketchy_tree, tmp_path):
     """Plain 8-bit L/RGB PNG sketches are stored as byte copies; JPEG photos and sketches in
     other modes (RGBA, palette) are decoded to L or RGB and re-encoded; every stored file
     decodes to what the reader decodes from its source."""
