@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import time
 from pathlib import Path
 from typing import Any
 
@@ -56,8 +57,14 @@ def publish(
             model, _ = task.load_model(model_dir)
             return model, np.load(model_dir / "example.npy")
 
+        t0 = time.perf_counter()
         if tracking.publish_model(run_id, load):
             logged_models.append(name)
+            print(
+                f"report: [{len(logged_models)}] {name}: model logged and registered in "
+                f"{time.perf_counter() - t0:.1f}s",
+                flush=True,
+            )
         if tracking.publish_evaluation(run_id, eval_dir / name, curves / name):
             logged_evals.append(name)
     return logged_models, logged_evals
