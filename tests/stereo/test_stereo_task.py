@@ -214,3 +214,15 @@ def test_figure_counts_the_metrics_valid_pixels_inside_the_mask():
     bad, valid = _bad_pixel_mask(pred, gt, 3.0, mask)
     np.testing.assert_array_equal(valid, valid_ground_truth(gt) & mask)
     assert bad.tolist() == [[False, False, True, False], [False, True, False, False]]
+
+
+def test_post_processing_changes_the_map_when_any_step_runs():
+    from simlearn.stereo.matcher import PostProcessing
+
+    off = PostProcessing(sgm=False, lr_check=False, subpixel=False, median=1)
+    assert not off.changes_map
+    assert not PostProcessing(
+        sgm=False, lr_check=False, subpixel=False, median=1, fill=False
+    ).changes_map
+    for step in ({"sgm": True}, {"lr_check": True}, {"subpixel": True}, {"median": 3}):
+        assert PostProcessing(**{**off.__dict__, **step}).changes_map, step

@@ -63,6 +63,23 @@ class DisparityCounts:
         }
 
 
+def _evaluated(
+    disparity_pred: np.ndarray, disparity_gt: np.ndarray, mask: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(prediction, ground truth), float64 (P,), on the evaluated pixels: valid ground truth
+    and ``mask``; the one selection of :func:`disparity_counts` and :func:`within_counts`."""
+    pred = np.asarray(disparity_pred, dtype=np.float64)
+    gt = np.asarray(disparity_gt, dtype=np.float64)
+    if pred.shape != gt.shape:
+        raise ValueError(f"prediction {pred.shape} and ground truth {gt.shape} differ in shape")
+    sel = valid_ground_truth(gt)
+    if mask is not None:
+        if mask.shape != gt.shape:
+            raise ValueError(f"mask {mask.shape} and ground truth {gt.shape} differ in shape")
+        sel &= np.asarray(mask, dtype=bool)
+    return pred[sel], gt[sel]
+
+
 def disparity_counts(
     disparity_pred: np.ndarray, disparity_gt: np.ndarray, mask: np.ndarray | None = None
 ) -> DisparityCounts:
@@ -73,21 +90,12 @@ def disparity_counts(
         disparity_gt: (H, W) ground truth; see :func:`valid_ground_truth`.
         mask: (H, W) bool, the pixels to evaluate (a held-out region, non-occluded pixels).
     """
-    pred = np.asarray(disparity_pred, dtype=np.float64)
-    gt = np.asarray(disparity_gt, dtype=np.float64)
-    if pred.shape != gt.shape:
-        raise ValueError(f"prediction {pred.shape} and ground truth {gt.shape} differ in shape")
-    sel = valid_ground_truth(gt)
-    if mask is not None:
-        if mask.shape != gt.shape:
-            raise ValueError(f"mask {mask.shape} and ground truth {gt.shape} differ in shape")
-        sel &= np.asarray(mask, dtype=bool)
-    p, g = pred[sel], gt[sel]
+    p, g = _evaluated(disparity_pred, disparity_gt, mask)
     has = np.isfinite(p)
     err = np.abs(np.where(has, p, 0.0) - g)
     ok3 = has & (err <= 3.0)
     return DisparityCounts(
-        pixels=int(sel.sum()),
+        pixels=len(g),
         within_3px=int(ok3.sum()),
         within_1px=int((has & (err <= 1.0)).sum()),
         d1_outliers=int((~has | ((err > 3.0) & (err > 0.05 * g))).sum()),
@@ -109,15 +117,10 @@ def within_counts(
     """``(|{p in P: e <= t}| for each t, |P|)``: the accuracy curve's counts for one map, on the
     same pixels as :func:`disparity_counts` (no prediction counts as wrong). Sum the counts of
     several pairs, then divide, to pool them."""
-    pred = np.asarray(disparity_pred, dtype=np.float64)
-    gt = np.asarray(disparity_gt, dtype=np.float64)
-    sel = valid_ground_truth(gt)
-    if mask is not None:
-        sel &= np.asarray(mask, dtype=bool)
-    p, g = pred[sel], gt[sel]
+    p, g = _evaluated(disparity_pred, disparity_gt, mask)
     err = np.sort(np.abs(p[np.isfinite(p)] - g[np.isfinite(p)]))  # (predicted,)
     within = np.searchsorted(err, np.asarray(thresholds, dtype=np.float64), side="right")
-    return within.astype(np.int64), int(sel.sum())
+    return within.astype(np.int64), len(g)
 
 
 def disparity_metrics(

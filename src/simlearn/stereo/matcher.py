@@ -53,6 +53,11 @@ class PostProcessing:
     subpixel: bool = True  # parabola through the costs around the winner
     median: int = 5  # median filter size; 1 = off
 
+    @property
+    def changes_map(self) -> bool:
+        """Whether any step runs that can make the post-processed map differ from WTA."""
+        return self.sgm or self.lr_check or self.subpixel or self.median > 1
+
 
 def num_disparities(max_disp: float) -> int:
     """Disparities searched, 0 .. floor(max_disp)."""

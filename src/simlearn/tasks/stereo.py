@@ -513,9 +513,11 @@ def evaluate(
         figures_dir = Path(figures_dir)
         figures_dir.mkdir(parents=True, exist_ok=True)
         left = pair.left[..., 0] if pair.channels == 1 else pair.left
-        p = post_processing(cfg)
-        post_runs = p.sgm or p.lr_check or p.subpixel or p.median > 1
-        post_label = "post-processed" if post_runs else "no post-processing (= winner-takes-all)"
+        post_label = (
+            "post-processed"
+            if post_processing(cfg).changes_map
+            else "no post-processing (= winner-takes-all)"
+        )
         for kind, label in (("wta", "winner-takes-all"), ("post", post_label)):
             figures.append(
                 plot_disparity(
