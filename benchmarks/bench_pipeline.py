@@ -10,6 +10,10 @@ times: edit ``train.lr`` of the experiment, ``dvc repro``, timed as a whole. The
 edit reran is run again by hand with ``python -X importtime``: its wall time, the time to start
 the interpreter and import what the stage imports (start-up), and the rest (work). What ``dvc
 repro`` takes beyond the stages is DVC's own overhead (hashing, lock, its own start-up).
+
+Last, the floor that separate processes cannot beat: the same stages' ``main`` run one after the
+other in ONE interpreter (``--no-one-process`` skips it), so every library is imported once. The
+gap between that total and the stages run by hand is what the separate processes cost.
 """
 
 from __future__ import annotations
@@ -53,6 +57,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--experiment", default="batch_hard")
     ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument(
+        "--no-one-process",
+        dest="one_process",
+        action="store_false",
+        help="skip the run of every stage in one interpreter",
+    )
     args = ap.parse_args()
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     exp = params["experiments"][args.experiment]
@@ -105,9 +115,10 @@ def main() -> None:
         print(f"\npython start alone: {python_s:.2f} s")
         print(f"{'stage':<14}{'wall s':>8}{'start-up s':>12}{'work s':>8}")
         total = 0.0
+        argvs = {}
         for name, cmd in cmds.items():
             cmd = cmd.replace("${key}", args.experiment).replace("${item.dataset}", exp["dataset"])
-            argv = cmd.split()
+            argv = argvs[name] = cmd.split()
             t0 = time.perf_counter()
             res = subprocess.run(
                 [sys.executable, "-X", "importtime", *argv[1:]],
@@ -126,6 +137,42 @@ def main() -> None:
         print(f"{'stages':<14}{total:>8.2f}")
         print(f"\nedit-rerun loop: dvc repro {mean:.1f} s (mean of {len(loops)} edits)")
         print(f"the same stages by hand: {total:.1f} s; DVC's own share: {mean - total:.1f} s")
+        if args.one_process:
+            one_process(repo, env, argvs, total)
+
+
+ONE_PROCESS = r"""
+import runpy, sys, time
+sys.path.insert(0, "src")
+t0 = time.perf_counter()
+for name, argv in STAGES:
+    sys.argv = argv
+    t = time.perf_counter()
+    try:
+        runpy.run_path(argv[0], run_name="__main__")
+    except SystemExit as e:
+        if e.code:
+            raise
+    print(f"ONE {name} {time.perf_counter() - t:.3f}", file=sys.stderr, flush=True)
+"""
+
+
+def one_process(repo: Path, env: dict, argvs: dict[str, list[str]], by_hand: float) -> None:
+    """Run every stage's script, in order, in one interpreter; print each one's wall time."""
+    stages = [(name, argv[1:]) for name, argv in argvs.items()]
+    code = f"STAGES = {stages!r}\n{ONE_PROCESS}"
+    t0 = time.perf_counter()
+    res = subprocess.run([sys.executable, "-c", code], cwd=repo, env=env, capture_output=True,
+                         text=True)  # fmt: skip
+    wall = time.perf_counter() - t0
+    if res.returncode:
+        raise SystemExit(f"one-process run failed:\n{res.stderr[-3000:]}")
+    print("\nthe same stages in ONE process (each library imported once):")
+    for line in res.stderr.splitlines():
+        if line.startswith("ONE "):
+            _, name, sec = line.split()
+            print(f"{name:<14}{float(sec):>8.2f}")
+    print(f"{'process':<14}{wall:>8.2f}   (separate processes: {by_hand:.1f} s)")
 
 
 if __name__ == "__main__":

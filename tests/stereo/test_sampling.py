@@ -58,3 +58,64 @@ def test_gather_patches_equals_slicing():
     assert p.shape == (2, 3, 9, 9)
     assert torch.equal(p[0], img[1, :, 1:10, 2:11])
     assert torch.equal(p[1], img[0, :, 0:9, 5:14])
+
+
+def _rows_sampler(rows: int, negatives: str = "one") -> tuple[TripletPatchSampler, tuple]:
+    rng = np.random.default_rng(2)
+    disp = rng.uniform(0, 12, (30, 60)).astype(np.float32)
+    disp[rng.random(disp.shape) < 0.2] = np.nan
+    allowed = np.ones_like(disp, dtype=bool)
+    allowed[20:] = False
+    anchors = candidate_anchors(disp, allowed, radius=4, pos_offset=1, neg_high=10)
+    s = TripletPatchSampler([anchors, anchors], 64, 6, 0, 1, 4, 10, rows, negatives)
+    return s, anchors
+
+
+def test_a_row_step_takes_every_anchor_of_distinct_rows():
+    s, (ys, xs, _) = _rows_sampler(3)
+    per_row = {y: set(xs[ys == y].tolist()) for y in np.unique(ys)}
+    seen = set()
+    for b in s.epoch(0):
+        rows = set(zip(b.pair.tolist(), b.y.tolist(), strict=True))
+        assert len(rows) == 3  # distinct (pair, row)s
+        for p, y in rows:
+            got = b.x_anchor[(b.pair == p) & (b.y == y)]
+            assert sorted(got.tolist()) == sorted(per_row[y])  # all of the row, each once
+        seen |= rows
+    assert len(seen) > 3  # steps differ
+    a = [b.x_anchor for b in _rows_sampler(3)[0].epoch(0)]
+    assert all(np.array_equal(x, b.x_anchor) for x, b in zip(a, s.epoch(0), strict=True))
+
+
+def test_hardest_form_gives_every_negative_candidate():
+    s, (ys, xs, ds) = _rows_sampler(2, "hardest")
+    b = next(iter(s.epoch(1)))
+    d = {(y, x): dd for y, x, dd in zip(ys, xs, ds, strict=True)}
+    xr = np.array([x - d[(y, x)] for y, x in zip(b.y, b.x_anchor, strict=True)])
+    want = np.r_[np.arange(-10, -3), np.arange(4, 11)]
+    assert b.x_neg.shape == (len(b.y), 14)
+    assert np.array_equal(b.x_neg - xr[:, None], np.broadcast_to(want, b.x_neg.shape))
+    assert np.all(np.abs(b.x_pos - xr) <= 1)
+    one = s.draw(np.random.default_rng(0), 50, negatives="one")  # the validation form
+    assert one.x_neg.shape == (50,)
+
+
+def test_pixel_form_is_unchanged_by_the_row_option():
+    a, _ = _sampler(5)
+    rng = np.random.default_rng(0)
+    disp = rng.uniform(0, 12, (30, 60)).astype(np.float32)
+    disp[5, :] = np.nan
+    allowed = np.ones_like(disp, dtype=bool)
+    allowed[20:] = False
+    anchors = candidate_anchors(disp, allowed, radius=4, pos_offset=1, neg_high=10)
+    b = TripletPatchSampler([anchors], 64, 5, 5, 1, 4, 10, rows_per_step=0, negatives="one")
+    for x, y in zip(a.epoch(1), b.epoch(1), strict=True):
+        assert np.array_equal(x.x_neg, y.x_neg) and np.array_equal(x.x_anchor, y.x_anchor)
+    # the draws of the first version, recomputed by hand: integers, offsets, signs in that order
+    g = np.random.default_rng([5, 1])
+    i = g.integers(0, len(a), 64)
+    o_pos = g.integers(-1, 2, 64)
+    o_neg = g.integers(4, 11, 64) * g.choice([-1, 1], 64)
+    first = next(iter(a.epoch(1)))
+    xr = a.x[i] - a.d[i]
+    assert np.array_equal(first.x_pos, xr + o_pos) and np.array_equal(first.x_neg, xr + o_neg)

@@ -170,6 +170,45 @@ def test_training_smoke_lowers_the_loss_on_fixed_triplets(tmp_path):
     assert result.history[-1]["triplet_accuracy"] > 0.8
 
 
+def test_row_strips_embed_the_same_patches_and_the_loss_takes_the_hardest_negative(tmp_path):
+    _kitti(tmp_path / "downloads", n=2)
+    build_dataset(
+        "d",
+        DatasetConfig(source="kitti2015", val_fraction=0.5),
+        tmp_path / "data",
+        tmp_path / "downloads",
+    )
+    data = T.load_data(tmp_path / "data")
+    cfg = _cfg(
+        model={"features": 16, "colour": True},
+        sampler={"rows_per_step": 3, "negatives": "hardest", "steps_per_epoch": 2},
+        train={"epochs": 1, "num_threads": 1},
+    )
+    T.check_data(cfg, data)
+    from simlearn.stereo.training import PatchTripletTask
+
+    torch.manual_seed(0)
+    task = PatchTripletTask(cfg, data, T.training_anchors(cfg, data))
+    batch = next(iter(task.batches(0)))
+    cpu = torch.device("cpu")
+    with torch.no_grad():
+        strips = task._embed(task.model, batch, cpu, strips=True)
+        patches = task._embed(task.model, batch, cpu, strips=False)
+        for s, p in zip(strips, patches, strict=True):
+            assert s.shape == p.shape
+            torch.testing.assert_close(s, p, atol=1e-5, rtol=1e-4)
+        a, pos, neg = patches  # neg: (B, 14, F)
+        assert neg.shape[1] == 14
+        # the loss, by hand: for each anchor, the candidate with the largest dot product
+        pick = torch.stack([neg[i, int(torch.argmax(neg[i] @ a[i]))] for i in range(len(a))])
+        want = torch.clamp(((a * pick).sum(1) - (a * pos).sum(1)) + 0.2, min=0).mean()
+        loss, n = task.loss(task.model, batch, cpu)
+    torch.testing.assert_close(loss, want, atol=1e-5, rtol=1e-4)
+    assert n == 3 * len(a)
+    with pytest.raises(ConfigError, match="sampler.rows_per_step=999: dataset 'x' has"):
+        T.check_data(_cfg(sampler={"rows_per_step": 999}), data)
+
+
 def test_config_errors_name_the_key():
     with pytest.raises(ConfigError, match=r"experiments.s.model.method='sift': allowed"):
         _cfg(model={"method": "sift"})

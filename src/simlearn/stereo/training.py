@@ -2,6 +2,17 @@
 engine's ``Task``): triplet batches of 9x9 patches (:mod:`simlearn.stereo.sampling`), the triplet
 hinge on dot products of the normalised embeddings (:class:`~simlearn.losses.TripletMarginLoss`
 with ``distance="dot"``), and patch-level triplet accuracy as the cheap validation figure.
+
+A batch of whole rows (``sampler.rows_per_step > 0``) is embedded as 9-row strips of both views,
+without padding: column ``j`` of a strip's embedding is exactly the embedding of the 9x9 patch
+centred on column ``j + 4`` (the same convolutions, shared between neighbours), so the loss is the
+same function of the same patches, computed about 5 times faster. Winner-takes-all test
+accuracy at 3 px on the motorcycle pair (2 CPU cores, seed 0, train stage wall time):
+
+- 300 steps of 256 random pixels, one negative each (the paper's form): 0.8867 (24 s);
+- 10,000 such steps: 0.9007 (736 s);
+- 600 steps of 2 whole rows, the hardest of the 14 negatives: 0.8973 (39 s);
+- 1,000 such steps: 0.8991 (68 s, machine shared).
 """
 
 from __future__ import annotations
@@ -32,7 +43,7 @@ class PatchTripletTask:
         s = cfg.sampler
         self.sampler = TripletPatchSampler(
             [a for _, a in anchors], s.batch_size, s.steps_per_epoch, cfg.seed,
-            s.pos_offset, s.neg_low, s.neg_high,
+            s.pos_offset, s.neg_low, s.neg_high, s.rows_per_step, s.negatives,
         )  # fmt: skip
         self.criterion = TripletMarginLoss(margin=cfg.loss.margin, distance="dot")
         self.radius = cfg.model.layers
@@ -46,7 +57,9 @@ class PatchTripletTask:
         self._right = _stack_padded(rights)
         self._on: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         # fixed triplets to measure patch-level accuracy (drawn apart from the training stream)
-        self._check = self.sampler.draw(np.random.default_rng([cfg.seed, 2**31 - 1]), 4096)
+        self._check = self.sampler.draw(
+            np.random.default_rng([cfg.seed, 2**31 - 1]), 4096, negatives="one"
+        )
 
     def _prepare(self, image: np.ndarray) -> torch.Tensor:
         return self.net.prepare(image_tensor(image))[0]  # (c, H, W) standardised per image
@@ -61,24 +74,55 @@ class PatchTripletTask:
         return self.sampler.epoch(epoch, rank, world_size)
 
     def _embed(
-        self, model: nn.Module, batch: Any, device: torch.device
+        self, model: nn.Module, batch: Any, device: torch.device, strips: bool = False
     ) -> tuple[torch.Tensor, ...]:
+        """Embeddings of the anchors (B, F), positives (B, F) and negatives (B, F), or (B, K, F)
+        when ``batch.x_neg`` holds K candidates; from patches, or from row strips."""
+        if strips:
+            return self._embed_strips(model, batch, device)
         left, right = self._images(device)
         t = lambda a: torch.as_tensor(a, device=device)  # noqa: E731
+        b = len(batch.y)
+        k = batch.x_neg.shape[1] if batch.x_neg.ndim == 2 else 1
         pair, y = t(batch.pair), t(batch.y)
+        rep = lambda a: a.repeat_interleave(k) if k > 1 else a  # noqa: E731
         patches = torch.cat(
             [
                 gather_patches(left, pair, y, t(batch.x_anchor), self.radius),
                 gather_patches(right, pair, y, t(batch.x_pos), self.radius),
-                gather_patches(right, pair, y, t(batch.x_neg), self.radius),
+                gather_patches(right, rep(pair), rep(y), t(batch.x_neg.ravel()), self.radius),
             ]
-        )  # (3B, c, 9, 9)
-        e = model(patches).float().flatten(1)  # (3B, F)
-        b = len(batch.y)
-        return e[:b], e[b : 2 * b], e[2 * b :]
+        )  # (B (2 + K), c, 9, 9)
+        e = model(patches).float().flatten(1)  # (B (2 + K), F)
+        neg = e[2 * b :]
+        return e[:b], e[b : 2 * b], neg.view(b, k, -1) if k > 1 else neg
+
+    def _embed_strips(
+        self, model: nn.Module, batch: Any, device: torch.device
+    ) -> tuple[torch.Tensor, ...]:
+        left, right = self._images(device)
+        r = self.radius
+        rows, inv = np.unique(np.stack([batch.pair, batch.y]), axis=1, return_inverse=True)
+        span = torch.arange(-r, r + 1, device=device)
+        ys = torch.as_tensor(rows[1], device=device)[:, None] + span  # (R, 9)
+        pp = torch.as_tensor(rows[0], device=device)[:, None].expand_as(ys)
+        strip = lambda img: img.permute(0, 2, 1, 3)[pp, ys].permute(0, 2, 1, 3)  # noqa: E731
+        e = model(torch.cat([strip(left), strip(right)])).float()[:, :, 0]  # (2R, F, W - 2r)
+        e = e.permute(0, 2, 1)  # (2R, W - 2r, F): column j is the patch centred on j + r
+        n_rows = rows.shape[1]
+        el, er = e[:n_rows], e[n_rows:]
+        row = torch.as_tensor(inv.reshape(-1), device=device)
+        col = lambda x: torch.as_tensor(x, device=device) - r  # noqa: E731
+        neg_row = row[:, None] if batch.x_neg.ndim == 2 else row
+        neg = er[neg_row, col(batch.x_neg)]
+        return el[row, col(batch.x_anchor)], er[row, col(batch.x_pos)], neg
 
     def loss(self, model: nn.Module, batch: Any, device: torch.device) -> tuple[torch.Tensor, int]:
-        a, p, n = self._embed(model, batch, device)
+        a, p, n = self._embed(model, batch, device, strips=self.sampler.rows_per_step > 0)
+        if n.dim() == 3:  # K candidates per anchor: the most similar one is the negative
+            with torch.no_grad():
+                hardest = torch.einsum("bf,bkf->bk", a, n).argmax(1)
+            n = n[torch.arange(len(n), device=n.device), hardest]
         return self.criterion(a, p, n), 3 * len(a)
 
     @torch.no_grad()

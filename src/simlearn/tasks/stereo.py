@@ -90,11 +90,15 @@ class StereoModelConfig:
 
 @dataclass(frozen=True)
 class PatchSamplerConfig:
-    batch_size: int = 256  # triplets per step
+    batch_size: int = 256  # triplets per step (rows_per_step = 0)
     steps_per_epoch: int = 100
     pos_offset: int = 1  # |o_pos| <= pos_offset
     neg_low: int = 4  # o_neg in [neg_low, neg_high], either side
     neg_high: int = 10
+    # 0: batch_size random pixels per step, embedded as patches (the paper); k > 0: every anchor
+    # of k random training rows, embedded as whole-row strips (same patches, ~5x faster)
+    rows_per_step: int = 0
+    negatives: str = "one"  # one random offset per anchor | hardest: the most similar of all
     # anchors only where the match is visible in the right view (occlusion derived from the
     # ground truth): an occluded pixel's "positive" shows another surface
     nonoccluded: bool = True
@@ -102,6 +106,8 @@ class PatchSamplerConfig:
     def __post_init__(self) -> None:
         _at_least("batch_size", self.batch_size, 1)
         _at_least("steps_per_epoch", self.steps_per_epoch, 1)
+        _at_least("rows_per_step", self.rows_per_step, 0)
+        _one_of("negatives", self.negatives, ("one", "hardest"))
         _at_least("pos_offset", self.pos_offset, 0)
         if self.neg_low <= self.pos_offset:
             raise ConfigError(
@@ -242,6 +248,12 @@ def check_data(cfg: Config, data: StereoDataset) -> None:
         anchors = training_anchors(cfg, data)
         if sum(len(a[0]) for _, a in anchors) == 0:
             raise ValueError(f"dataset {cfg.dataset!r}: no pixel with ground truth to train on")
+        rows = sum(len(np.unique(a[0])) for _, a in anchors)
+        if cfg.sampler.rows_per_step > rows:
+            raise ConfigError(
+                f"sampler.rows_per_step={cfg.sampler.rows_per_step}: dataset {cfg.dataset!r} "
+                f"has {rows} training rows with ground truth"
+            )
 
 
 @dataclass(frozen=True)
