@@ -5,7 +5,9 @@ Figures, each the median of ``--repeat`` runs after a warm-up:
 - inference on one pair without post-processing (embed both views + cost volume + WTA) and with
   it (+ SGM, left-right check and fill, sub-pixel, median), split into its parts;
 - OpenCV StereoSGBM on the same pair (CPU), for reference;
-- training throughput: triplet steps of the patch network, in patches/s (3 per triplet).
+- training throughput: triplet steps of the patch network, in patches/s (3 per triplet), as
+  separate 9x9 patches (``sampler.rows_per_step: 0``) and as 9-row strips of both views
+  (``rows_per_step: --rows``), where every column of a strip is one patch's embedding.
 
 Pairs: the whole Middlebury motorcycle pair shipped by scikit-image (500x741, 68 disparities), or
 ``--synthetic``: a random 375x1242 pair with 228 disparities (the KITTI size, for the GPU figures).
@@ -86,6 +88,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--train-steps", type=int, default=5)
     p.add_argument("--batch", type=int, default=256, help="triplets per training step")
+    p.add_argument("--rows", type=int, default=2, help="rows per strip training step")
     p.add_argument("--model", type=Path, default=None, help="a trained models/<exp>/model.pt")
     p.add_argument("--json", type=Path, default=None)
     args = p.parse_args(argv)
@@ -156,12 +159,32 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     )
     figures["train_patches_per_s"] = 3 * args.batch / per_step
 
+    # the same network on whole-row strips (both views): one embedding per column and strip
+    width = left.shape[1]
+    strips = torch.randn(2 * args.rows, c, 9, width, device=device)
+    cols = torch.arange(20, width - 8 - 20, device=device)
+
+    def strip_step() -> None:
+        e = train_net.embed_patches(strips)[:, :, 0]  # (2R, F, W - 8)
+        a, r = e[: args.rows, :, cols], e[args.rows :]
+        pos, neg = r[:, :, cols - 10], r[:, :, cols - 4]  # a positive and a negative column each
+        loss = loss_fn(*(t.permute(0, 2, 1).flatten(0, 1) for t in (a, pos, neg)))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    per_step = (
+        _timed(lambda: [strip_step() for _ in range(args.train_steps)], device, 1)
+        / args.train_steps
+    )
+    figures["train_strip_patches_per_s"] = 2 * args.rows * (width - 8) / per_step
+
     threads = torch.get_num_threads() if device.type == "cpu" else 0
     print(f"stereo on {device} ({what}; network {args.dtype}; {args.paths} SGM paths; "
           f"{threads or '-'} CPU threads)")  # fmt: skip
     for k, v in figures.items():
         unit = "patches/s" if k.endswith("per_s") else "s"
-        print(f"  {k:22s} {v:10.3f} {unit}")
+        print(f"  {k:26s} {v:10.3f} {unit}")
         append(args.json, "stereo", f"{k} ({what}, {device.type})", v, unit)
     return figures
 
