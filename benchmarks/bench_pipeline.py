@@ -144,7 +144,6 @@ def main() -> None:
 ONE_PROCESS = r"""
 import runpy, sys, time
 sys.path.insert(0, "src")
-t0 = time.perf_counter()
 for name, argv in STAGES:
     sys.argv = argv
     t = time.perf_counter()

@@ -8,13 +8,22 @@ import torch
 from simlearn.stereo.sampling import TripletPatchSampler, candidate_anchors, gather_patches
 
 
-def _sampler(seed: int = 0) -> tuple[TripletPatchSampler, np.ndarray]:
-    rng = np.random.default_rng(0)
+def _anchors(rng_seed: int, holes: float = 0.0) -> tuple[tuple, np.ndarray]:
+    """Anchors of a random 30x60 disparity map (rows 20+ not allowed): row 5 has no ground truth,
+    or, with ``holes``, that fraction of random pixels."""
+    rng = np.random.default_rng(rng_seed)
     disp = rng.uniform(0, 12, (30, 60)).astype(np.float32)
-    disp[5, :] = np.nan
+    if holes:
+        disp[rng.random(disp.shape) < holes] = np.nan
+    else:
+        disp[5, :] = np.nan
     allowed = np.ones_like(disp, dtype=bool)
     allowed[20:] = False
-    anchors = candidate_anchors(disp, allowed, radius=4, pos_offset=1, neg_high=10)
+    return candidate_anchors(disp, allowed, radius=4, pos_offset=1, neg_high=10), disp
+
+
+def _sampler(seed: int = 0) -> tuple[TripletPatchSampler, np.ndarray]:
+    anchors, disp = _anchors(0)
     return TripletPatchSampler([anchors], 64, 5, seed, 1, 4, 10), disp
 
 
@@ -61,12 +70,7 @@ def test_gather_patches_equals_slicing():
 
 
 def _rows_sampler(rows: int, negatives: str = "one") -> tuple[TripletPatchSampler, tuple]:
-    rng = np.random.default_rng(2)
-    disp = rng.uniform(0, 12, (30, 60)).astype(np.float32)
-    disp[rng.random(disp.shape) < 0.2] = np.nan
-    allowed = np.ones_like(disp, dtype=bool)
-    allowed[20:] = False
-    anchors = candidate_anchors(disp, allowed, radius=4, pos_offset=1, neg_high=10)
+    anchors, _ = _anchors(2, holes=0.2)
     s = TripletPatchSampler([anchors, anchors], 64, 6, 0, 1, 4, 10, rows, negatives)
     return s, anchors
 
@@ -102,12 +106,7 @@ def test_hardest_form_gives_every_negative_candidate():
 
 def test_pixel_form_is_unchanged_by_the_row_option():
     a, _ = _sampler(5)
-    rng = np.random.default_rng(0)
-    disp = rng.uniform(0, 12, (30, 60)).astype(np.float32)
-    disp[5, :] = np.nan
-    allowed = np.ones_like(disp, dtype=bool)
-    allowed[20:] = False
-    anchors = candidate_anchors(disp, allowed, radius=4, pos_offset=1, neg_high=10)
+    anchors, _ = _anchors(0)
     b = TripletPatchSampler([anchors], 64, 5, 5, 1, 4, 10, rows_per_step=0, negatives="one")
     for x, y in zip(a.epoch(1), b.epoch(1), strict=True):
         assert np.array_equal(x.x_neg, y.x_neg) and np.array_equal(x.x_anchor, y.x_anchor)

@@ -13,6 +13,7 @@ from PIL import Image
 from simlearn.config import ConfigError, from_dict
 from simlearn.data.readers import write_kitti_disparity, write_pfm
 from simlearn.data.sources import DatasetConfig, build_dataset
+from simlearn.data.stereo_dataset import StereoDataset
 from simlearn.models import save_model
 from simlearn.tasks import stereo as T
 
@@ -55,6 +56,18 @@ def _middlebury(root: Path) -> None:
         d[0, :4] = np.inf  # Middlebury's "no ground truth"
         write_pfm(folder / "disp0.pfm", d)
         (folder / "calib.txt").write_text(f"width={W}\nheight={H}\nndisp=16\nvmin=1\nvmax=15\n")
+
+
+def _kitti_data(tmp_path: Path) -> StereoDataset:
+    """Two KITTI-2015 pairs in the true formats, built and loaded: one train, one val."""
+    _kitti(tmp_path / "downloads", n=2)
+    build_dataset(
+        "d",
+        DatasetConfig(source="kitti2015", val_fraction=0.5),
+        tmp_path / "data",
+        tmp_path / "downloads",
+    )
+    return T.load_data(tmp_path / "data")
 
 
 def _cfg(**section) -> T.Config:
@@ -139,14 +152,7 @@ def test_sgbm_baseline_end_to_end(tmp_path):
 
 
 def test_training_smoke_lowers_the_loss_on_fixed_triplets(tmp_path):
-    _kitti(tmp_path / "downloads", n=2)
-    build_dataset(
-        "d",
-        DatasetConfig(source="kitti2015", val_fraction=0.5),
-        tmp_path / "data",
-        tmp_path / "downloads",
-    )
-    data = T.load_data(tmp_path / "data")
+    data = _kitti_data(tmp_path)
     cfg = _cfg(
         model={"features": 16},
         sampler={"batch_size": 64, "steps_per_epoch": 15},
@@ -171,14 +177,7 @@ def test_training_smoke_lowers_the_loss_on_fixed_triplets(tmp_path):
 
 
 def test_row_strips_embed_the_same_patches_and_the_loss_takes_the_hardest_negative(tmp_path):
-    _kitti(tmp_path / "downloads", n=2)
-    build_dataset(
-        "d",
-        DatasetConfig(source="kitti2015", val_fraction=0.5),
-        tmp_path / "data",
-        tmp_path / "downloads",
-    )
-    data = T.load_data(tmp_path / "data")
+    data = _kitti_data(tmp_path)
     cfg = _cfg(
         model={"features": 16, "colour": True},
         sampler={"rows_per_step": 3, "negatives": "hardest", "steps_per_epoch": 2},
