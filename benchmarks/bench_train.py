@@ -25,10 +25,10 @@ for _p in (ROOT / "src", ROOT / "benchmarks"):
 
 from suite_results import append  # noqa: E402
 
-from simlearn.config import experiment_config  # noqa: E402
 from simlearn.data.image_dataset import ImageDataset  # noqa: E402
 from simlearn.engine import fit  # noqa: E402
-from simlearn.tasks.metric import MetricTask  # noqa: E402
+from simlearn.tasks import experiment_config  # noqa: E402
+from simlearn.training.metric import MetricTask  # noqa: E402
 
 
 def fake_dataset(n: int, size: int, classes: int, seed: int) -> ImageDataset:

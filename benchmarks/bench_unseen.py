@@ -31,11 +31,12 @@ if str(ROOT / "src") not in sys.path:
     sys.path.insert(0, str(ROOT / "src"))
 
 from simlearn import tasks  # noqa: E402
-from simlearn.config import dataset_config, experiment_config  # noqa: E402
+from simlearn.config import dataset_config  # noqa: E402
 from simlearn.data.image_dataset import load_image_dataset  # noqa: E402
 from simlearn.data.sources import build_dataset  # noqa: E402
 from simlearn.evaluation import retrieval_metrics  # noqa: E402
 from simlearn.models import embed_images  # noqa: E402
+from simlearn.tasks import experiment_config  # noqa: E402
 
 #: method -> the experiment in params.yaml whose section it uses
 METHODS = {

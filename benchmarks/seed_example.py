@@ -67,7 +67,7 @@ def build_mnist5k(out_dir: str | Path, reuse: bool = True) -> Path:
 def train_embedding(data_dir: Path, seed: int = 0, checkpoint_dir: str | Path | None = None):
     """Train :data:`SECTION` (with ``seed``) on ``data_dir``; returns the embedding network."""
     import simlearn.tasks as tasks
-    from simlearn.config import experiment_config
+    from simlearn.tasks import experiment_config
 
     params = {"datasets": {"mnist5k": DATASET}, "experiments": {"e": {**SECTION, "seed": seed}}}
     cfg = experiment_config(params, "e")

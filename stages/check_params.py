@@ -3,7 +3,7 @@
     python stages/check_params.py <out.json>
 
 Checks every ``datasets.<name>`` section (:func:`simlearn.config.dataset_config`) and every
-``experiments.<key>`` section (:func:`simlearn.config.experiment_config`: types, ranges, the
+``experiments.<key>`` section (:func:`simlearn.tasks.experiment_config`: types, ranges, the
 task's rules across keys, and that its dataset is declared), and that every dataset and
 experiment key matches ``^[A-Za-z0-9_-]+$``: keys become folder names and command arguments in
 dvc.yaml, so a space or a ``;`` must never reach a shell. Prints every error with its full key
@@ -61,7 +61,8 @@ def key_errors(params: Mapping[str, Any]) -> list[str]:
 
 def section_errors(params: Mapping[str, Any]) -> list[str]:
     """The ConfigError message of every dataset and experiment section that fails to load."""
-    from simlearn.config import dataset_config, experiment_config
+    from simlearn.config import dataset_config
+    from simlearn.tasks import experiment_config
 
     loaders = {"datasets": dataset_config, "experiments": experiment_config}
     errors = []

@@ -36,16 +36,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> Path:
     args = parse_args(argv)
     from simlearn import tasks
-    from simlearn.config import experiment_config, load_params
+    from simlearn.config import load_params
     from simlearn.engine import pick_device
 
-    cfg = experiment_config(load_params(args.params), args.experiment)
-    task = tasks.get(cfg.task)
-    data = task.load_data(args.data_dir)
-    model, _ = task.load_model(args.model_dir)
+    cfg = tasks.experiment_config(load_params(args.params), args.experiment)
+    data = tasks.load(cfg, args.data_dir, check=False)  # train@ checked it
+    model, _ = tasks.load_model(cfg, args.model_dir)
     device = pick_device(cfg.train.device)
     t0 = time.perf_counter()
-    arrays = task.embed(cfg, model, data, device)
+    arrays = tasks.embed(cfg, model, data, device)
     seconds = time.perf_counter() - t0
     args.out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=args.out.parent, prefix=f".{args.out.stem}.", suffix=".tmp.npz")

@@ -42,7 +42,6 @@ def publish(
     import numpy as np
 
     from simlearn import tasks, tracking
-    from simlearn.config import experiment_config
 
     logged_models, logged_evals = [], []
     for name in experiments:
@@ -51,10 +50,10 @@ def publish(
         if not run_file.exists():
             raise FileNotFoundError(f"{run_file} is missing: run `dvc repro train@{name}`")
         run_id = tracking.read_run_file(run_file)
-        task = tasks.get(experiment_config(params, name).task)
+        cfg = tasks.experiment_config(params, name)
 
-        def load(task=task, model_dir=model_dir):
-            model, _ = task.load_model(model_dir)
+        def load(cfg=cfg, model_dir=model_dir):
+            model, _ = tasks.load_model(cfg, model_dir)
             return model, np.load(model_dir / "example.npy")
 
         t0 = time.perf_counter()
@@ -76,13 +75,13 @@ def summarise(
     """(one row per experiment: task, dataset, model, loss, its task's key metrics, train time;
     every experiment's flattened params; markdown sections the tasks add)."""
     from simlearn import tasks
-    from simlearn.config import experiment_config, flatten, to_dict
+    from simlearn.config import flatten, to_dict
 
     rows, flat, columns = [], {}, []
     key_metrics: dict[str, tuple[str, ...]] = {}
     by_task: dict[str, dict[str, tuple[Any, dict]]] = {}
     for name in params.get("experiments") or {}:
-        cfg = experiment_config(params, name)
+        cfg = tasks.experiment_config(params, name)
         task = tasks.get(cfg.task)
         metrics_file = eval_dir / name / "metrics.json"
         if not metrics_file.exists():

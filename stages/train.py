@@ -39,35 +39,33 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> dict[str, float]:
     args = parse_args(argv)
     from simlearn import tasks
-    from simlearn.config import ConfigError, experiment_config, load_params
+    from simlearn.config import ConfigError, load_params
     from simlearn.engine import TrainerBusyError, checkpoint_lock, init_distributed
 
     params = load_params(args.params)
-    cfg = experiment_config(params, args.experiment)
-    task = tasks.get(cfg.task)
-    data = task.load_data(args.data_dir)
+    cfg = tasks.experiment_config(params, args.experiment)
     try:  # every check, those that need the data included, before an MLflow run exists
-        task.check_data(cfg, data)
+        data = tasks.load(cfg, args.data_dir)
     except ConfigError as e:
         raise ConfigError(f"experiments.{args.experiment}.{e}") from None
     info = init_distributed(cfg.train.device)
     ckpt_dir = args.checkpoints / args.experiment
     try:  # one trainer per experiment: a second one fails here, naming the first one's PID
         with checkpoint_lock(ckpt_dir) if info.is_main else nullcontext():
-            return _train(args, cfg, task, data, info, ckpt_dir, params)
+            return _train(args, cfg, data, info, ckpt_dir, params)
     except TrainerBusyError as e:
         print(f"train@{args.experiment}: {e}", file=sys.stderr)
         raise SystemExit(1) from None
 
 
-def _train(args, cfg, task, data, info, ckpt_dir: Path, params: dict) -> dict[str, float]:
-    from simlearn import tracking
+def _train(args, cfg, data, info, ckpt_dir: Path, params: dict) -> dict[str, float]:
+    from simlearn import tasks, tracking
     from simlearn.config import to_dict
 
     section = to_dict(cfg)
     run = nullcontext(None)
     if info.is_main:  # RUNNING now; FINISHED when the block ends, FAILED/KILLED if it raises
-        described = task.describe(cfg)
+        described = tasks.get(cfg.task).describe(cfg)
         run = tracking.training_run(
             args.experiment,
             section,
@@ -79,11 +77,11 @@ def _train(args, cfg, task, data, info, ckpt_dir: Path, params: dict) -> dict[st
             extra_tags=_tags(cfg.task, described),
         )
     with run as run_id:
-        return _train_in_run(args, cfg, task, data, info, ckpt_dir, section, run_id)
+        return _train_in_run(args, cfg, data, info, ckpt_dir, section, run_id)
 
 
-def _train_in_run(args, cfg, task, data, info, ckpt_dir, section, run_id) -> dict[str, float]:
-    from simlearn import tracking
+def _train_in_run(args, cfg, data, info, ckpt_dir, section, run_id) -> dict[str, float]:
+    from simlearn import tasks, tracking
 
     if info.is_main:
         ckpt_dir.mkdir(parents=True, exist_ok=True)
@@ -97,7 +95,7 @@ def _train_in_run(args, cfg, task, data, info, ckpt_dir, section, run_id) -> dic
         )
 
     t0 = time.perf_counter()
-    trained = task.train(
+    trained = tasks.train(
         cfg,
         data,
         checkpoint_dir=ckpt_dir,
@@ -117,7 +115,7 @@ def _train_in_run(args, cfg, task, data, info, ckpt_dir, section, run_id) -> dic
     from simlearn.models import save_model
 
     save_model(args.model_dir / "model.pt", trained.model, trained.spec)
-    np.save(args.model_dir / "example.npy", task.example_input(data))
+    np.save(args.model_dir / "example.npy", tasks.example_input(cfg, data))
     tracking.write_run_file(args.model_dir / "run.json", run_id, args.experiment)
     hist = pd.DataFrame(trained.history)
     hist.to_csv(args.report_dir / "history.csv", index=False)

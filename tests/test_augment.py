@@ -1,5 +1,6 @@
 """Random views: the warp geometry against exact pixel operations, the colour operations against
-torchvision image by image, and the randomness."""
+torchvision image by image, and the randomness; the sbir views (flip and shift, recolour) against
+a per-image loop over the same draws."""
 
 import numpy as np
 import pytest
@@ -15,9 +16,11 @@ from simlearn.augment import (
     affine_theta,
     blur_kernel_size,
     crop_theta,
+    flip_and_shift,
     gaussian_blur,
     gaussian_kernels,
     random_view,
+    recolour,
     rgb_to_grey,
     sample_affine,
     sample_crop,
@@ -334,3 +337,54 @@ def test_the_same_seed_gives_the_same_colour_views(rgb):
 def test_colour_operations_need_rgb(images):
     with pytest.raises(ValueError, match="need RGB images"):
         random_view(images, torch.Generator().manual_seed(0), jitter=0.5)
+
+
+# ----------------------------------------------------------------------------- sbir views
+
+
+def test_flip_and_shift_is_a_replicate_padded_crop_of_each_image_or_its_mirror():
+    """Per image, from the same draws in the same order (B flips, B row shifts, B column
+    shifts): the image, mirrored when its flip is set, edge-padded by pad = max(1, H // 16) and
+    cropped at (dy, dx)."""
+    x = torch.rand(8, 2, 20, 12, generator=torch.Generator().manual_seed(0))
+    out = flip_and_shift(x, torch.Generator().manual_seed(1))
+    g = torch.Generator().manual_seed(1)
+    flip = torch.rand(8, generator=g) < 0.5
+    pad = 1  # max(1, 20 // 16)
+    dy = torch.randint(0, 2 * pad + 1, (8,), generator=g)
+    dx = torch.randint(0, 2 * pad + 1, (8,), generator=g)
+    assert out.shape == x.shape
+    for i in range(8):
+        img = x[i].numpy()[:, :, ::-1] if flip[i] else x[i].numpy()
+        padded = np.pad(img, ((0, 0), (pad, pad), (pad, pad)), mode="edge")
+        want = padded[:, int(dy[i]) : int(dy[i]) + 20, int(dx[i]) : int(dx[i]) + 12]
+        np.testing.assert_array_equal(out[i].numpy(), want)
+    assert 0 < int(flip.sum()) < 8 and len(set(zip(dy.tolist(), dx.tolist(), strict=True))) > 1
+
+
+def test_flip_and_shift_shifts_up_to_a_sixteenth_of_the_side():
+    x = torch.zeros(64, 1, 64, 64)
+    x[:, :, 32, 20] = 1.0  # one bright pixel away from the border
+    out = flip_and_shift(x, torch.Generator().manual_seed(0))
+    ys, xs = [], []
+    for i in range(64):
+        ((y, c),) = torch.nonzero(out[i, 0]).tolist()
+        ys.append(y - 32)
+        xs.append(min(abs(c - 20), abs(c - 43)))  # 43: the pixel's column in the mirror
+    assert set(ys) == set(range(-4, 5))  # pad = 64 // 16 = 4: every shift occurs, none larger
+    assert max(xs) <= 4
+
+
+def test_recolour_permutes_channels_or_negates_each_photo():
+    x = torch.rand(16, 3, 4, 4)
+    out = recolour(x, torch.Generator().manual_seed(0))
+    # the same draws, in the same order: (B, 3) uniforms whose argsort is the permutation, then
+    # B coins for the negative
+    g = torch.Generator().manual_seed(0)
+    perm = torch.argsort(torch.rand(16, 3, generator=g), dim=1)
+    neg = torch.rand(16, generator=g) < 0.5
+    for i in range(16):
+        want = x[i][perm[i]]
+        torch.testing.assert_close(out[i], 1.0 - want if neg[i] else want, atol=0, rtol=0)
+    assert 0 < int(neg.sum()) < 16  # both kinds occur
+    assert len({tuple(p) for p in perm.tolist()}) > 1

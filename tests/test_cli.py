@@ -13,9 +13,9 @@ from PIL import Image
 
 from simlearn import tasks
 from simlearn.cli import main
-from simlearn.config import experiment_config
 from simlearn.data.sources import DatasetConfig, build_dataset
 from simlearn.models import save_model
+from simlearn.tasks import experiment_config
 
 ROOT = Path(__file__).resolve().parents[1]
 PARAMS = {
@@ -35,7 +35,7 @@ def project(tmp_path_factory) -> Path:
     cfg = experiment_config(PARAMS, "raw")
     task = tasks.get("metric")
     data = task.load_data(root / "data/digits")
-    trained = task.train(cfg, data, checkpoint_dir=root / "checkpoints")
+    trained = tasks.train(cfg, data, checkpoint_dir=root / "checkpoints")
     (root / "models/raw").mkdir(parents=True)
     save_model(root / "models/raw/model.pt", trained.model, trained.spec)
     arrays = task.embed(cfg, trained.model, data, "cpu")

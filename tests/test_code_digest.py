@@ -73,3 +73,51 @@ def test_the_project_s_digests_list_no_task_module_and_not_the_digest_script():
         assert not [n for n in names if n.startswith("src/simlearn/tasks/") and
                     not n.endswith("__init__.py")], kind  # fmt: skip
         assert "stages/code_digest.py" not in names
+
+
+def _imported_library_files(script: Path) -> set[str]:
+    """Every file of ``src/simlearn`` that ``script`` or any task module can import, directly or
+    through others (imports inside functions included), with the packages that hold them."""
+    import ast
+
+    import grimp
+
+    graph = grimp.build_graph("simlearn")
+    roots = {m for m in graph.modules if m.startswith("simlearn.tasks.")}
+    for node in ast.walk(ast.parse(script.read_text())):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("simlearn"):
+            roots.add(node.module)
+            roots.update(f"{node.module}.{a.name}" for a in node.names
+                         if f"{node.module}.{a.name}" in graph.modules)  # fmt: skip
+        elif isinstance(node, ast.Import):
+            roots.update(a.name for a in node.names if a.name.startswith("simlearn"))
+    modules = set(roots)
+    for root in roots:
+        modules |= graph.find_upstream_modules(root)
+    for m in list(modules):  # importing a.b.c runs a/__init__.py and a/b/__init__.py
+        parts = m.split(".")
+        modules.update(".".join(parts[:i]) for i in range(1, len(parts)))
+    files = set()
+    for m in modules:
+        path = ROOT / "src" / Path(*m.split("."))
+        path = path / "__init__.py" if path.is_dir() else path.with_suffix(".py")
+        files.add(path.relative_to(ROOT).as_posix())
+    return files
+
+
+@pytest.mark.parametrize("kind", ["train", "embed", "evaluate"])
+def test_each_digest_covers_every_library_module_its_stage_can_import(kind):
+    # a module the stage imports but its digest misses would leave experiments stale after an
+    # edit of that module (the task modules are each experiment's own dependency instead)
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    listed = {
+        f.relative_to(ROOT).as_posix()
+        for f in code_digest.code_files(stages[f"code_{kind}"]["deps"], ROOT)
+    }
+    needed = {
+        f
+        for f in _imported_library_files(ROOT / "stages" / f"{kind}.py")
+        if not f.startswith("src/simlearn/tasks/") or f.endswith("__init__.py")
+    }
+    assert "src/simlearn/distances.py" in needed  # the import graph is seen
+    assert not sorted(needed - listed), f"code_{kind} misses {sorted(needed - listed)}"

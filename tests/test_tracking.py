@@ -1,4 +1,4 @@
-"""tracking.py: layout, truthful run states, the registry round trip, store faults.
+"""simlearn.tracking: layout, truthful run states, the registry round trip, store faults.
 
 Every test works on a SQLite store in its own temporary folder (the default URI rule, or
 MLFLOW_TRACKING_URI pointing at a fault)."""
@@ -320,10 +320,12 @@ def test_sigkilled_run_is_marked_killed_when_the_key_trains_again(store):
 
 
 def test_reused_pid_counts_as_gone():
-    tags = tracking._process_tags()  # this very process: alive
-    assert not tracking._process_gone(tags)
-    if tracking.TAG_PID_START in tags:  # Linux: same PID, other start time = another process
-        assert tracking._process_gone({**tags, tracking.TAG_PID_START: "1"})
+    from simlearn.tracking import runs
+
+    tags = runs._process_tags()  # this very process: alive
+    assert not runs._process_gone(tags)
+    if runs.TAG_PID_START in tags:  # Linux: same PID, other start time = another process
+        assert runs._process_gone({**tags, runs.TAG_PID_START: "1"})
 
 
 @pytest.mark.slow

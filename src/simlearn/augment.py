@@ -43,6 +43,10 @@ shared 2-core machine (absolute times are noisy, the ratios less so): this modul
 kornia 385 ms with its default crop (a Python loop over images) and 425 ms with
 ``cropping_mode="resample"``, i.e. kornia takes 1.7x and 1.8x as long (in two earlier runs 1.5x
 to 2.0x). So the views stay here, and kornia is no dependency.
+
+The sbir task's views are simpler, one per image and domain: :func:`flip_and_shift` (both
+domains) and :func:`recolour` (photos: channel order and negative), drawn from the same kind of
+per-batch generator.
 """
 
 from __future__ import annotations
@@ -63,10 +67,12 @@ __all__ = [
     "affine_theta",
     "blur_kernel_size",
     "crop_theta",
+    "flip_and_shift",
     "gaussian_blur",
     "gaussian_kernels",
     "JitterParams",
     "random_view",
+    "recolour",
     "rgb_to_grey",
     "sample_affine",
     "sample_crop",
@@ -502,3 +508,41 @@ def view_kwargs(augment: Any) -> dict[str, Any]:
         "blur_p": a.blur_p,
         "blur_sigma": (a.blur_sigma_min, a.blur_sigma_max),
     }
+
+
+# ----------------------------------------------------------------------------- sbir views
+
+
+def flip_and_shift(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    """Random horizontal flip and shift (replicate-padded, up to 1/16 of the side) per image.
+
+    ``x`` (B, C, H, W) on the CPU; draws, from ``g``: B flips, then B row shifts, then B
+    column shifts, each shift uniform in ``[-pad, pad]`` with ``pad = max(1, H // 16)``.
+    """
+    b, _, h, w = x.shape  # (B, C, H, W)
+    flip = torch.rand(b, generator=g) < 0.5
+    x = torch.where(flip[:, None, None, None], x.flip(3), x)
+    pad = max(1, h // 16)
+    padded = F.pad(x, (pad, pad, pad, pad), mode="replicate")
+    dy = torch.randint(0, 2 * pad + 1, (b,), generator=g)
+    dx = torch.randint(0, 2 * pad + 1, (b,), generator=g)
+    rows = (torch.arange(h)[None, :] + dy[:, None])[:, None, :, None]  # (B, 1, H, 1)
+    cols = (torch.arange(w)[None, :] + dx[:, None])[:, None, None, :]  # (B, 1, 1, W)
+    bidx = torch.arange(b)[:, None, None, None]
+    cidx = torch.arange(x.shape[1])[None, :, None, None]
+    return padded[bidx, cidx, rows, cols]
+
+
+def recolour(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    """Photos only: a random permutation of the RGB channels per image and, for half of the
+    images, the negative (1 - x). The synthetic photos draw every colour at random, so colour
+    says nothing about the category; this makes the photo encoder see it.
+
+    ``x`` (B, 3, H, W) in [0, 1] on the CPU; draws, from ``g``: (B, 3) uniforms whose argsort is
+    each permutation, then B coins for the negative.
+    """
+    b = x.shape[0]  # (B, 3, H, W)
+    perm = torch.argsort(torch.rand(b, 3, generator=g), dim=1)  # (B, 3)
+    x = torch.gather(x, 1, perm[:, :, None, None].expand_as(x))
+    neg = torch.rand(b, generator=g) < 0.5
+    return torch.where(neg[:, None, None, None], 1.0 - x, x)

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from simlearn.evaluation.distances import DISTANCE_ALIASES, DISTANCES, NORMALIZATIONS
+from simlearn.distances import ALIASES, DISTANCES, NORMALIZATIONS
 
 __all__ = ["SearchError", "main", "search_command"]
 
@@ -50,7 +50,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     s.add_argument("--k", type=int, default=8, help="results to show (default 8)")
     s.add_argument(
         "--distance",
-        choices=(*DISTANCES, *DISTANCE_ALIASES),
+        choices=(*DISTANCES, *ALIASES),
         help="default: the experiment's eval.distance",
     )
     s.add_argument(
@@ -71,7 +71,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def _experiment(params_path: Path, exp: str) -> Any:
-    from simlearn.config import experiment_config, load_params
+    from simlearn.config import load_params
+    from simlearn.tasks import experiment_config
 
     if not params_path.exists():
         raise SearchError(f"{params_path} is missing: give the project's params with --params")
@@ -201,8 +202,7 @@ def plot_search(
 
 def search_command(args: argparse.Namespace) -> dict[str, Any]:
     """Run ``simlearn search``; returns what it printed, as values (for tests)."""
-    from simlearn import tasks
-    from simlearn.evaluation.distances import DISTANCE_LABELS, canonical_distance
+    from simlearn import distances, tasks
     from simlearn.search import load_index
 
     root = args.root
@@ -210,7 +210,7 @@ def search_command(args: argparse.Namespace) -> dict[str, Any]:
     cfg = _experiment(params, args.exp)
     task = tasks.get(cfg.task)
     ev = getattr(cfg, "eval", None)
-    distance = canonical_distance(args.distance or getattr(ev, "distance", "euclidean"))
+    distance = distances.get(args.distance or getattr(ev, "distance", "euclidean"))
     normalize = args.normalize or getattr(ev, "normalize", "none")
     emb_path = root / "data" / "embeddings" / f"{args.exp}.npz"
     if not emb_path.exists():
@@ -275,7 +275,7 @@ def search_command(args: argparse.Namespace) -> dict[str, Any]:
         y = int(y)
         return f"{y} ({names[y]})" if 0 <= y < len(names) and names[y] != str(y) else str(y)
 
-    d_name = DISTANCE_LABELS[distance] + (" (-q.g)" if distance == "dot" else "")
+    d_name = distance.label + (" (-q.g)" if distance == distances.DOT else "")
     where = f"{len(index)} items" + (f" of domain {index.domain}" if index.domain else "")
     print(
         f"[{args.exp}] query {name}"
@@ -309,7 +309,7 @@ def search_command(args: argparse.Namespace) -> dict[str, Any]:
         same_class=same,
     )
     print(f"figure: {out}")
-    return {"result": res, "figure": out, "query_label": query_label, "distance": distance}
+    return {"result": res, "figure": out, "query_label": query_label, "distance": distance.name}
 
 
 def main(argv: list[str] | None = None) -> int:

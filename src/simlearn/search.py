@@ -2,35 +2,38 @@
 
 A :class:`GalleryIndex` holds the gallery vectors of ``data/embeddings/<exp>.npz`` (every row, or
 the photos of a two-domain sketch/photo file), normalised as asked (``none | l2 | sqrt``, see
-:mod:`simlearn.evaluation.distances`), with their rows, ids and labels. :func:`load_index` builds
+:mod:`simlearn.distances`), with their rows, ids and labels. :func:`load_index` builds
 it on first use and saves it beside the embeddings as ``<exp>.index.<normalize>.npz``
 (uncompressed, so it loads at disk speed), and rebuilds it when the embeddings change (their
 SHA-256 is stored in the index). An exact flat index is its vectors: faiss's ``IndexFlat``
 stores exactly them, so the saved file serves both backends, and a faiss index is filled from
 it when loaded (one copy).
 
-Search is exact, for every distance of :mod:`simlearn.evaluation.distances`, on one of two
-backends:
+Search is exact, for every distance of :mod:`simlearn.distances`, on one of two backends:
 
 - ``faiss`` (``pip install -e ".[faiss]"``): ``IndexFlatL2`` (euclidean), ``IndexFlatIP``
   (dot, and cosine on unit vectors), ``IndexFlat`` with ``METRIC_L1`` / ``METRIC_Linf``;
-- ``torch``: gallery blocks of :data:`BLOCK_ROWS` rows, one matrix product each (the augmented
-  form of :mod:`simlearn.evaluation.retrieval`: ``[q, ||q||^2, 1] . [-2g, 1, ||g||^2]``) or
-  ``torch.cdist`` for L1 / L-infinity; ``topk`` on the first block, then only the rows whose
-  block minimum beats their current k-th distance are selected again, so that, as faiss's heaps
-  do, most of the gallery costs one comparison pass. On 1,000 queries x 1,000,000 x 128 (one
-  thread) ``topk`` on every 8,192-row block took 1.56x faiss's time; this selection, 0.74x
-  (``benchmarks/bench_search.py``).
+- ``torch``: the exact flat index of the evaluation,
+  :class:`simlearn.evaluation.retrieval.FlatIndex`, over gallery blocks of :data:`BLOCK_ROWS`
+  rows: one matrix product each (the ranking form of :mod:`simlearn.distances`:
+  ``[q, ||q||^2, 1] . [-2g, 1, ||g||^2]``) or ``torch.cdist`` for L1 / L-infinity; ``topk`` on
+  the first block, then only the rows whose block minimum beats their current k-th distance
+  are selected again, so that, as faiss's heaps do, most of the gallery costs one comparison
+  pass. On 1,000 queries x 1,000,000 x 128 (one thread) ``topk`` on every 8,192-row block took
+  1.56x faiss's time; this selection, 0.74x (``benchmarks/bench_search.py``, measured before
+  the flat index ranked ties by gallery position with integer keys, which cost 1.2-1.35x on
+  500 queries x 100,000 x 64).
 
 ``backend="auto"`` takes faiss when it is installed, except for L-infinity, where
 ``torch.cdist`` was 3.1x faster than faiss's extra-metric path (39 s against 121 s), while
 faiss's L1 was 1.7x faster than ``torch.cdist`` (15 s against 25 s) (:data:`FAISS_WINS`;
 ``benchmarks/bench_search.py``, 1,000 queries x 100,000 x 128, k = 10, one thread).
 
-Both backends return the same neighbours up to ties, and report the same distances: those of
-:mod:`simlearn.evaluation.distances`, recomputed for the k results from the vectors themselves
-(so Euclidean distances are true distances ``||q - g||``, not faiss's squared ones, and carry no
-cancellation error). Results are ordered by (distance, gallery position).
+Both backends return the same neighbours up to ties, and report the same distances: the
+evaluation dissimilarities of :mod:`simlearn.distances` (``Distance.exact``), recomputed for
+the k results from the vectors themselves (so Euclidean distances are true distances
+``||q - g||``, not faiss's squared ones, and carry no cancellation error). Results are ordered by
+(distance, gallery position).
 """
 
 from __future__ import annotations
@@ -46,13 +49,14 @@ from typing import Any, Final, Literal
 import numpy as np
 import torch
 
-from simlearn.evaluation.distances import (
+from simlearn import distances
+from simlearn.distances import (
     Distance,
     Normalization,
-    canonical_distance,
     check_normalization,
     normalize_embeddings,
 )
+from simlearn.evaluation.retrieval import FlatIndex
 
 __all__ = [
     "BLOCK_ROWS",
@@ -119,115 +123,67 @@ def index_path(embeddings: str | Path, normalize: Normalization | str = "none") 
 
 
 # --------------------------------------------------------------------------------------------
-# Exact k-NN, one backend each. Both return gallery positions (Q, k); the caller recomputes
-# the distances of the results.
+# Exact k-NN, one backend each. Both return gallery positions (Q, k), none of them the excluded
+# one; the caller recomputes the distances of the results.
 # --------------------------------------------------------------------------------------------
 
 
 class _TorchFlat:
-    """Exact k-NN in torch over gallery blocks (see the module docstring)."""
+    """Exact k-NN in torch: the evaluation's :class:`FlatIndex`, in gallery blocks."""
 
-    def __init__(self, gallery: torch.Tensor, distance: str) -> None:
-        self.distance = distance
-        g = gallery  # (N, D) float32
-        if distance == "euclidean":
-            g_sq = (g * g).sum(1, keepdim=True)  # (N, 1)
-            self.g = torch.cat([-2.0 * g, torch.ones_like(g_sq), g_sq], 1).contiguous()  # (N, D+2)
-        elif distance == "cosine":
-            self.g = -torch.nn.functional.normalize(g, dim=1)  # -q.g ranks like 1 - cos
-        elif distance == "dot":
-            self.g = -g
-        else:
-            self.g = g.contiguous()
+    def __init__(self, gallery: torch.Tensor, distance: Distance) -> None:
+        self.index = FlatIndex(gallery, distance)
 
-    def _queries(self, q: torch.Tensor) -> torch.Tensor:
-        if self.distance == "euclidean":
-            q_sq = (q * q).sum(1, keepdim=True)  # (Q, 1)
-            return torch.cat([q, q_sq, torch.ones_like(q_sq)], 1)
-        if self.distance == "cosine":
-            return torch.nn.functional.normalize(q, dim=1)
-        return q
+    def search(self, queries: torch.Tensor, k: int, exclude: np.ndarray | None) -> torch.Tensor:
+        rows = BLOCK_ROWS if queries.shape[0] > _FEW_QUERIES else _BIG_BLOCK_ROWS
+        excl = None if exclude is None else torch.from_numpy(exclude)
+        pos, _ = self.index.search(
+            queries, k, exclude=excl, query_chunk=_QUERY_CHUNK, block_rows=rows
+        )
+        return pos
 
-    def _block(self, q: torch.Tensor, s: int, e: int, out: torch.Tensor) -> torch.Tensor:
-        """(Qc, e - s) ranking values of gallery rows s:e (smaller = nearer)."""
-        if self.distance in ("manhattan", "chebyshev"):
-            p = 1.0 if self.distance == "manhattan" else float("inf")
-            return torch.cdist(q, self.g[s:e], p=p)
-        return torch.mm(q, self.g[s:e].T, out=out[:, : e - s])
 
-    @torch.no_grad()
-    def search(self, queries: torch.Tensor, k: int) -> torch.Tensor:
-        n = self.g.shape[0]
-        out_idx = torch.empty((queries.shape[0], k), dtype=torch.int64)
-        for c in range(0, queries.shape[0], _QUERY_CHUNK):
-            q = self._queries(queries[c : c + _QUERY_CHUNK])  # (Qc, D')
-            n_q = q.shape[0]
-            rows = BLOCK_ROWS if n_q > _FEW_QUERIES else _BIG_BLOCK_ROWS
-            rows = max(rows, k)  # the first block fills the top k
-            buf = torch.empty((n_q, min(rows, n)), dtype=q.dtype)
-            best_v = best_i = tau = None
-            for s in range(0, n, rows):
-                e = min(n, s + rows)
-                d = self._block(q, s, e, buf)  # (Qc, e - s)
-                if best_v is None:
-                    best_v, best_i = torch.topk(d, k, dim=1, largest=False, sorted=False)
-                    best_i = best_i + s
-                    tau = best_v.amax(1)  # (Qc,) current k-th value
-                    continue
-                sel = (d.amin(1) < tau).nonzero().squeeze(1)  # rows this block can improve
-                if len(sel) == 0:
-                    continue
-                width = min(k, e - s)
-                v, i = torch.topk(d.index_select(0, sel), width, dim=1, largest=False, sorted=False)
-                cv = torch.cat([best_v[sel], v], 1)  # (S, k + width)
-                ci = torch.cat([best_i[sel], i + s], 1)
-                vv, j = torch.topk(cv, k, dim=1, largest=False, sorted=False)
-                best_v[sel], best_i[sel] = vv, torch.gather(ci, 1, j)
-                tau[sel] = vv.amax(1)
-            out_idx[c : c + n_q] = best_i
-        return out_idx
+#: the faiss metric of each distance: (index class name, metric name or None)
+_FAISS_INDEX: Final[dict[str, tuple[str, str | None]]] = {
+    "euclidean": ("IndexFlatL2", None),
+    "squared_euclidean": ("IndexFlatL2", None),
+    "cosine": ("IndexFlatIP", None),  # on unit vectors
+    "dot": ("IndexFlatIP", None),
+    "manhattan": ("IndexFlat", "METRIC_L1"),
+    "chebyshev": ("IndexFlat", "METRIC_Linf"),
+}
 
 
 class _FaissFlat:
     """Exact k-NN with a faiss flat index of the right metric."""
 
-    def __init__(self, gallery: np.ndarray, distance: str) -> None:
+    def __init__(self, gallery: np.ndarray, distance: Distance) -> None:
         faiss = _faiss()
         d = gallery.shape[1]
         self.distance = distance
         g = np.ascontiguousarray(gallery, dtype=np.float32)
-        if distance == "euclidean":
-            self.index = faiss.IndexFlatL2(d)
-        elif distance in ("cosine", "dot"):
-            self.index = faiss.IndexFlatIP(d)
-            if distance == "cosine":
-                g = normalize_embeddings(g, "l2")
+        if distance.normalizes:
+            g = normalize_embeddings(g, "l2")
+        cls, metric = _FAISS_INDEX[distance.name]
+        if metric is None:
+            self.index = getattr(faiss, cls)(d)
         else:
-            metric = faiss.METRIC_L1 if distance == "manhattan" else faiss.METRIC_Linf
-            self.index = faiss.IndexFlat(d, metric)
+            self.index = getattr(faiss, cls)(d, getattr(faiss, metric))
         self.index.add(g)
 
-    def search(self, queries: torch.Tensor, k: int) -> torch.Tensor:
+    def search(self, queries: torch.Tensor, k: int, exclude: np.ndarray | None) -> torch.Tensor:
         q = np.ascontiguousarray(queries.numpy(), dtype=np.float32)
-        if self.distance == "cosine":
+        if self.distance.normalizes:
             q = normalize_embeddings(q, "l2")
-        _, idx = self.index.search(q, k)  # (Q, k); IP: largest first
-        return torch.from_numpy(idx)
-
-
-def _exact_distances(q: torch.Tensor, g: torch.Tensor, distance: str) -> torch.Tensor:
-    """(Q, k) distances between each query (Q, D) and its k results (Q, k, D), from the vectors."""
-    q3 = q[:, None, :]  # (Q, 1, D)
-    if distance == "euclidean":
-        return (q3 - g).norm(dim=-1)
-    if distance == "manhattan":
-        return (q3 - g).abs().sum(-1)
-    if distance == "chebyshev":
-        return (q3 - g).abs().amax(-1)
-    if distance == "dot":
-        return -(q3 * g).sum(-1)
-    qn = torch.nn.functional.normalize(q3, dim=-1)
-    return 1.0 - (qn * torch.nn.functional.normalize(g, dim=-1)).sum(-1)
+        extra = 1 if exclude is not None and (exclude >= 0).any() else 0
+        _, idx = self.index.search(q, k + extra)  # (Q, k + extra); IP: largest first
+        pos = torch.from_numpy(idx)
+        if extra:  # faiss cannot leave an item out: one more, then drop it
+            drop = pos == torch.from_numpy(exclude)[:, None]  # (Q, k + 1)
+            none = ~drop.any(1)
+            drop[none, -1] = True  # nothing to exclude: drop the (k+1)-th
+            pos = pos[~drop].view(q.shape[0], k)
+        return pos
 
 
 # --------------------------------------------------------------------------------------------
@@ -243,7 +199,7 @@ class SearchResult:
     rows: np.ndarray  # (Q, k) int64 rows of the embeddings file
     ids: np.ndarray  # (Q, k) ids
     labels: np.ndarray  # (Q, k) labels
-    distances: np.ndarray  # (Q, k) float32, see simlearn.evaluation.distances
+    distances: np.ndarray  # (Q, k) float32, the dissimilarities of simlearn.distances
     distance: str  # canonical name
     backend: str  # faiss | torch
 
@@ -311,17 +267,17 @@ class GalleryIndex:
         if backend not in BACKENDS:
             raise ValueError(f"backend={backend!r} is not supported; allowed: {BACKENDS}")
         if backend == "auto":
-            distance = canonical_distance(distance)
-            return "faiss" if distance in FAISS_WINS and faiss_available() else "torch"
+            distance = distances.get(distance)
+            return "faiss" if distance.name in FAISS_WINS and faiss_available() else "torch"
         return backend
 
     def prepare(self, distance: Distance | str, backend: Backend | str = "auto") -> str:
         """Build the search structure of ``distance`` now (else the first search does)."""
-        distance = canonical_distance(distance)
+        distance = distances.get(distance)
         which = self.backend_for(distance, backend)
-        key = (distance, which)
+        key = (distance.name, which)
         if key not in self._engines:
-            if distance == "cosine" and bool((np.abs(self.vectors).sum(1) == 0).any()):
+            if distance.normalizes and bool((np.abs(self.vectors).sum(1) == 0).any()):
                 raise ValueError("the gallery has a zero vector: its cosine distance is undefined")
             if which == "faiss":
                 self._engines[key] = _FaissFlat(self.vectors, distance)
@@ -344,12 +300,12 @@ class GalleryIndex:
             queries: (Q, D) or (D,) embeddings as the model gives them (normalised here as the
                 gallery was).
             k: results per query, at most the gallery size (minus one with ``exclude_rows``).
-            distance: see :mod:`simlearn.evaluation.distances` (aliases ``l1, l2, linf`` too).
+            distance: a :mod:`simlearn.distances` object or name (aliases ``l1, l2, linf`` too).
             backend: ``auto`` (see :data:`FAISS_WINS`), ``faiss`` or ``torch``.
             exclude_rows: (Q,) a row of the embeddings file to leave out of each query's
                 results (the query itself, when it is in the gallery), or -1 for none.
         """
-        distance = canonical_distance(distance)
+        distance = distances.get(distance)
         q = torch.as_tensor(
             np.asarray(queries) if not isinstance(queries, torch.Tensor) else queries
         )
@@ -363,7 +319,7 @@ class GalleryIndex:
         if not bool(torch.isfinite(q).all()):
             raise ValueError("queries contain NaN or infinite values")
         q = normalize_embeddings(q, self.normalize).contiguous()
-        if distance == "cosine" and bool((q.abs().sum(1) == 0).any()):
+        if distance.normalizes and bool((q.abs().sum(1) == 0).any()):
             raise ValueError("a query is a zero vector: its cosine distance is undefined")
         excl = None
         if exclude_rows is not None:
@@ -376,15 +332,9 @@ class GalleryIndex:
             raise ValueError(f"k must be an integer in [1, {n_max}] (gallery size), got {k!r}")
         k = int(k)
         which = self.prepare(distance, backend)
-        engine = self._engines[(distance, which)]
-        extra = 1 if excl is not None and (excl >= 0).any() else 0
-        pos = engine.search(q, k + extra)  # (Q, k + extra)
-        if extra:
-            drop = pos == torch.from_numpy(excl)[:, None]  # (Q, k + 1)
-            none = ~drop.any(1)
-            drop[none, -1] = True  # nothing to exclude: drop the (k+1)-th
-            pos = pos[~drop].view(q.shape[0], k)
-        dist = _exact_distances(q, self._tensor[pos], distance)  # (Q, k)
+        engine = self._engines[(distance.name, which)]
+        pos = engine.search(q, k, excl)  # (Q, k)
+        dist = distance.exact(q[:, None, :], self._tensor[pos])  # (Q, k), from the vectors
         # order by (distance, position): deterministic, and the same on both backends
         p_np, d_np = pos.numpy(), dist.numpy()
         order = np.lexsort((p_np, d_np), axis=-1)
@@ -396,7 +346,7 @@ class GalleryIndex:
             ids=self.ids[p_np],
             labels=self.labels[p_np],
             distances=d_np,
-            distance=distance,
+            distance=distance.name,
             backend=which,
         )
 

@@ -14,6 +14,7 @@ from sklearn.metrics import average_precision_score, precision_recall_curve
 
 from simlearn.evaluation import (
     RECALL_LEVELS,
+    FlatIndex,
     nearest_neighbors,
     query_pr_curve,
     retrieval_metrics,
@@ -518,6 +519,30 @@ def test_query_pr_curve_other_distances_match_sklearn(distance: str) -> None:
         np.testing.assert_allclose(curve.recall, recall[:-1][::-1])
         np.testing.assert_allclose(curve.precision, precision[:-1][::-1])
         assert curve.ap == pytest.approx(res.average_precision[i], abs=1e-12)
+
+
+@pytest.mark.parametrize("distance", ["manhattan", "euclidean", "chebyshev", "dot"])
+@pytest.mark.parametrize("block_rows", [None, 1, 7, 64])
+def test_flat_index_blocks_give_the_k_smallest_keys(distance: str, block_rows: int | None) -> None:
+    """The block-by-block selection of FlatIndex keeps exactly the k smallest (distance,
+    position) pairs, the excluded item left out, on integer data full of exact ties."""
+    x, _ = int_data(120, 3, -2, 2, 2, seed=31)
+    xi = x.astype(np.int64)
+    q = torch.from_numpy(x[:40]).float()
+    exclude = torch.tensor([i if i % 3 else -1 for i in range(40)])  # every third keeps itself
+    index = FlatIndex(torch.from_numpy(x).float(), distance)
+    idx, dist = index.search(q, 7, exclude=exclude, query_chunk=9, block_rows=block_rows)
+    for i in range(40):
+        if distance == "euclidean":  # squared: exact integers, the same order
+            d = np.array([((r - xi[i]) ** 2).sum() for r in xi], dtype=np.float64)
+        else:
+            d = np.array([minkowski_or_dot(r, xi[i], distance) for r in xi], dtype=np.float64)
+        if i % 3:
+            d[i] = np.inf
+        expected = np.argsort(d, kind="stable")[:7]  # ties by gallery index
+        np.testing.assert_array_equal(idx[i].numpy(), expected)
+        want = np.sqrt(d[expected]) if distance == "euclidean" else d[expected]
+        np.testing.assert_allclose(dist[i].numpy(), want, rtol=1e-6)
 
 
 def test_nearest_neighbors_distinct_gallery() -> None:

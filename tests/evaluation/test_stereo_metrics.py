@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from simlearn.disparity import valid_ground_truth
 from simlearn.evaluation.stereo import (
     CURVE_THRESHOLDS,
     DisparityCounts,
     disparity_counts,
     disparity_metrics,
     occlusion_from_disparity,
-    valid_ground_truth,
     within_counts,
 )
 

@@ -1,16 +1,21 @@
-"""The sbir task: config rules, metrics against brute force, mining, and a training run on a
-Sketchy-layout tree through the streaming loader."""
+"""The sbir task: config rules, a training run on a Sketchy-layout tree through the streaming
+loader that beats the raw-pixels baseline, the baselines, and the task's imports.
+
+Its parts have their own tests: the class-anchor loss and the cross-domain miner in
+``tests/losses``, mAP@K in ``tests/evaluation``, the flip-and-shift and recolour views in
+``tests/test_augment.py``."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
-from sklearn.metrics import average_precision_score
 
-from simlearn.config import ConfigError, experiment_config
+from simlearn import tasks
+from simlearn.config import ConfigError
+from simlearn.config.sbir import ZERO_SHOT_SPLITS
 from simlearn.data.sketch_dataset import load_sketch_dataset
-from simlearn.tasks import sbir
+from simlearn.tasks import experiment_config, sbir
 
 
 def cfg_for(**exp):
@@ -22,12 +27,12 @@ def cfg_for(**exp):
 
 
 def test_named_zero_shot_splits_have_the_literature_sizes():
-    assert len(sbir.ZERO_SHOT_SPLITS["sketchy25"]) == 25
-    assert len(sbir.ZERO_SHOT_SPLITS["sketchy21"]) == 21
-    assert set(sbir.ZERO_SHOT_SPLITS["sketchy25"]) & set(sbir.ZERO_SHOT_SPLITS["sketchy21"]) == {
+    assert len(ZERO_SHOT_SPLITS["sketchy25"]) == 25
+    assert len(ZERO_SHOT_SPLITS["sketchy21"]) == 21
+    assert set(ZERO_SHOT_SPLITS["sketchy25"]) & set(ZERO_SHOT_SPLITS["sketchy21"]) == {
         "scissors", "tree", "wheelchair", "windmill"
     }  # fmt: skip
-    assert cfg_for(zero_shot="sketchy21").unseen_names == sbir.ZERO_SHOT_SPLITS["sketchy21"]
+    assert cfg_for(zero_shot="sketchy21").unseen_names == ZERO_SHOT_SPLITS["sketchy21"]
 
 
 @pytest.mark.parametrize(
@@ -60,46 +65,14 @@ def test_unknown_unseen_class_is_a_config_error(sketchy_data):
         sbir.check_data(cfg, ds)
 
 
-def test_map_at_k_equals_sklearn_on_the_top_k_with_ties():
-    rng = np.random.default_rng(0)
-    for _ in range(50):
-        k = int(rng.integers(1, 12))
-        d = np.sort(rng.integers(0, 5, size=k)).astype(np.float64)  # many ties
-        rel = rng.random(k) < 0.4
-        got = sbir.map_at_k(rel[None], d[None])[0]
-        want = average_precision_score(rel, -d) if rel.any() else 0.0
-        assert got == pytest.approx(want, abs=1e-12)
-
-
-def test_cross_domain_triplets_match_a_brute_force_loop():
-    g = torch.Generator().manual_seed(0)
-    es, ep = torch.randn(6, 3, generator=g), torch.randn(6, 3, generator=g)
-    y = torch.tensor([0, 0, 1, 1, 2, 2])
-    d = torch.cdist(es, ep)
-    for strategy in ("all", "hard", "semihard"):
-        a, p, n = sbir.cross_domain_triplets(es, ep, y, strategy, 0.5, "euclidean")
-        got = set(zip(a.tolist(), p.tolist(), n.tolist(), strict=True))
-        want = set()
-        for i in range(6):
-            for j in range(6):
-                for m in range(6):
-                    if y[i] != y[j] or y[m] == y[i]:
-                        continue
-                    ap, an = d[i, j], d[i, m]
-                    if strategy == "hard" and not an < ap:
-                        continue
-                    if strategy == "semihard" and not (ap < an < ap + 0.5):
-                        continue
-                    want.add((i, j, m))
-        assert got == want, strategy
-    a, p, n = sbir.cross_domain_triplets(es, ep, y, "own", 0.5, "euclidean")
-    assert a.tolist() == p.tolist() == list(range(6))
-    assert bool((y[n] != y[a]).all())
-
-
 def test_training_streams_a_sketchy_tree_and_beats_raw_pixels(sketchy_data, tmp_path):
     """Two towers trained from a Sketchy-layout dataset through ImageStream (threads, lazy
-    batches); then embed and evaluate run end to end."""
+    batches); then embed and evaluate run end to end, and the trained towers retrieve the test
+    photos better than the raw-pixels baseline on the same data and protocol.
+
+    The tree's sketches are dark outlines on white, its photos bright blocks on dark noise: raw
+    pixels rank a sketch's photo below chance (mAP 0.33 over 6 sketches and 3 photos; chance
+    0.61), the towers after 8 epochs at 0.61 to 0.83 (seeds 0 to 4; 0.83 for seed 0)."""
     ds = load_sketch_dataset(sketchy_data)
     model = {"embedding_dim": 8, "image_size": 16, "sketch_model": {"width": 4},
              "photo_model": {"name": "sketchnet", "width": 4, "edges": True}}  # fmt: skip
@@ -115,11 +88,11 @@ def test_training_streams_a_sketchy_tree_and_beats_raw_pixels(sketchy_data, tmp_
             "batch_size": 5,
             "recolour": True,
         },  # fmt: skip
-        train={"epochs": 3, "lr": 0.01, "device": "cpu"},
+        train={"epochs": 8, "lr": 0.01, "device": "cpu"},
     )
     sbir.check_data(cfg, ds)
-    trained = sbir.train(cfg, ds, checkpoint_dir=tmp_path / "ckpt")
-    assert len(trained.history) == 3
+    trained = tasks.train(cfg, ds, checkpoint_dir=tmp_path / "ckpt")
+    assert len(trained.history) == 8
     assert all(np.isfinite(r["loss"]) for r in trained.history)
     arrays = sbir.embed(cfg, trained.model, ds, "cpu")
     n = len(ds.ids)
@@ -142,6 +115,14 @@ def test_training_streams_a_sketchy_tree_and_beats_raw_pixels(sketchy_data, tmp_
         assert 0.0 <= ev.metrics[key] <= 1.0
     assert (tmp_path / "figs" / "retrieval_grid.png").is_file()
     assert set(ev.curves) >= {"pr", "pr_unseen"}
+    # the raw-pixels baseline, on the same data, unseen category and protocol
+    raw_cfg = cfg_for(zero_shot="list", unseen_classes=["owl"],
+                      model={"method": "raw", "image_size": 16, "raw_size": 8})  # fmt: skip
+    raw = tasks.train(raw_cfg, ds, checkpoint_dir=tmp_path / "raw")
+    raw_ev = sbir.evaluate(raw_cfg, sbir.embed(raw_cfg, raw.model, ds, "cpu"), ds, tmp_path, "raw")
+    assert raw_ev.metrics["n_queries"] == ev.metrics["n_queries"] == 6
+    assert ev.metrics["map"] >= raw_ev.metrics["map"] + 0.2
+    assert ev.metrics["seen_map"] > raw_ev.metrics["seen_map"]
     # the exported model reloads to the same embeddings
     from simlearn.models import save_model
 
@@ -157,7 +138,7 @@ def test_training_streams_a_sketchy_tree_and_beats_raw_pixels(sketchy_data, tmp_
 def test_baselines_embed_both_domains(sketchy_data, tmp_path, method):
     ds = load_sketch_dataset(sketchy_data)
     cfg = cfg_for(model={"method": method, "image_size": 16, "raw_size": 8, "hog_cell": 4})
-    trained = sbir.train(cfg, ds, checkpoint_dir=tmp_path)
+    trained = tasks.train(cfg, ds, checkpoint_dir=tmp_path)
     arrays = sbir.embed(cfg, trained.model, ds, "cpu")
     emb = arrays["embeddings"]
     if method == "raw":  # greyscale 8x8 of the image: the mean of 2x2 blocks of the 16x16
@@ -171,37 +152,6 @@ def test_baselines_embed_both_domains(sketchy_data, tmp_path, method):
         assert emb.shape[1] == 3 * 3 * 2 * 2 * 9
     ev = sbir.evaluate(cfg, arrays, ds, tmp_path / "figs", method)
     assert 0.0 <= ev.metrics["map"] <= 1.0
-
-
-def test_class_anchor_loss_matches_a_loop():
-    g = torch.Generator().manual_seed(1)
-    e, a = torch.randn(5, 4, generator=g), torch.nn.functional.normalize(torch.randn(3, 4), dim=1)
-    y = torch.tensor([0, 2, 1, 1, 0])
-    want = 0.0
-    for i in range(5):
-        cos = [float(e[i] @ a[c] / e[i].norm()) / 0.5 for c in range(3)]
-        want -= cos[int(y[i])] - np.log(np.sum(np.exp(cos)))
-    assert float(sbir.class_anchor_loss(e, a, y, 0.5)) == pytest.approx(want / 5, rel=1e-5)
-
-
-def test_recolour_permutes_channels_or_negates_each_photo():
-    x = torch.rand(16, 3, 4, 4)
-    out = sbir._recolour(x, torch.Generator().manual_seed(0))
-    negated = 0
-    for i in range(16):
-        for neg, src in ((0, x[i]), (1, 1.0 - x[i])):
-            # match[c][k]: output channel c equals source channel k
-            match = [[torch.equal(out[i, c], src[k]) for k in range(3)] for c in range(3)]
-            if all(sum(row) == 1 for row in match) and sorted(r.index(True) for r in match) == [
-                0,
-                1,
-                2,
-            ]:
-                negated += neg
-                break
-        else:
-            raise AssertionError(f"image {i} is not a channel permutation of x or 1 - x")
-    assert 0 < negated < 16  # both kinds occur
 
 
 def test_importing_the_task_loads_no_heavy_library():
@@ -226,7 +176,8 @@ def test_describe_names_model_loss_and_unused_sections():
     assert d["baseline"] and d["unused"] == ("loss", "sampler", "train")
 
 
-def test_architectures_listed_by_the_task_are_the_ones_the_models_build():
+def test_architectures_listed_by_the_config_are_the_ones_the_models_build():
+    from simlearn.config import sbir as config
     from simlearn.models.two_tower import ARCHITECTURES
 
-    assert sbir.ARCHITECTURES == ARCHITECTURES
+    assert config.ARCHITECTURES == ARCHITECTURES

@@ -10,7 +10,7 @@ from simlearn.data.readers import list_sketchy
 from simlearn.data.sketch_dataset import load_sketch_dataset
 from simlearn.data.sources import DatasetConfig, build_dataset
 from simlearn.validation import validate_dataset
-from simlearn.validation.sketch import validate_sketchy_tree
+from simlearn.validation.runner import check_raw_tree, validate_sketchy_tree
 
 
 def test_valid_tree_reads_and_validates(sketchy_tree, sketchy_data):
@@ -49,7 +49,11 @@ def test_sketch_whose_photo_is_missing_is_caught(sketchy_tree, tmp_path):
         list_sketchy(sketchy_tree)
     with pytest.raises(ValueError, match="photo_exists"):
         build_dataset(
-            "sketchy", DatasetConfig(source="sketchy"), tmp_path / "out", downloads_dir=sketchy_tree
+            "sketchy",
+            DatasetConfig(source="sketchy"),
+            tmp_path / "out",
+            downloads_dir=sketchy_tree,
+            check_raw=check_raw_tree,
         )
     assert not (tmp_path / "out").exists()
 

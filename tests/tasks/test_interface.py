@@ -17,7 +17,8 @@ import yaml
 from torch import nn
 
 from simlearn import tasks
-from simlearn.config import ConfigError, TrainConfig, experiment_config
+from simlearn.config import ConfigError, TrainConfig
+from simlearn.tasks import experiment_config
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -66,9 +67,9 @@ def _constant_module() -> types.ModuleType:
         if cfg.value > ds.num_classes:
             raise ConfigError(f"value={cfg.value}: at most the number of classes")
 
-    def train(cfg, ds, *, checkpoint_dir, fingerprint, on_epoch_end, progress, desc):
+    def train(cfg, ds, options):
         row = {"epoch": 1, "loss": 0.0, "lr": 0.0, "seconds": 0.0, "samples": 0}
-        on_epoch_end and on_epoch_end(row)
+        options.on_epoch_end and options.on_epoch_end(row)
         return tasks.Trained(ConstantModel(cfg.value), {"value": cfg.value}, [row])
 
     def load_model(model_dir):

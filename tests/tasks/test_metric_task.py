@@ -2,8 +2,9 @@ import numpy as np
 import pytest
 import torch
 
-from simlearn.config import experiment_config
-from simlearn.tasks.metric import MetricTask, fit_baseline
+from simlearn.tasks import experiment_config
+from simlearn.tasks.metric import fit_baseline
+from simlearn.training.metric import MetricTask
 
 
 def cfg_for(**exp):

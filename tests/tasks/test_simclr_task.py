@@ -2,12 +2,12 @@ import numpy as np
 import pytest
 import torch
 
-from simlearn.config import experiment_config
 from simlearn.engine import fit
 from simlearn.evaluation import retrieval_metrics
 from simlearn.models import Embedder, embed_images, load_model, save_model
 from simlearn.models.projection import ProjectionHead
-from simlearn.tasks.simclr import SimCLRTask
+from simlearn.tasks import experiment_config
+from simlearn.training.simclr import SimCLRTask
 
 
 def cfg_for(**exp):

@@ -71,7 +71,7 @@ def write_png(path: Path, pixels: np.ndarray) -> None:
 
 
 def disparity_stats(disparity: np.ndarray) -> dict[str, float]:
-    from simlearn.evaluation.stereo import valid_ground_truth
+    from simlearn.disparity import valid_ground_truth
 
     valid = np.isfinite(disparity)  # the range covers every stored value
     return {

@@ -2,7 +2,8 @@
 
 - :mod:`simlearn.data.sources`: ``DatasetConfig``, the ``SOURCES`` registry and
   ``build_dataset``, the entry point of the ``download@<dataset>`` stage.
-- :mod:`simlearn.data.fetch`: checksummed, resumable downloads and safe archive extraction.
+- :mod:`simlearn.data.fetch`: checksummed, resumable downloads; bad files moved aside.
+- :mod:`simlearn.data.extract`: safe archive extraction (no escapes, size and ratio caps).
 - :mod:`simlearn.data.readers`: PFM, KITTI 16-bit PNG disparities, Middlebury calib.txt, the
   Sketchy folder layout.
 - :mod:`simlearn.data.canonical`: the canonical writers (kinds ``images``, ``stereo``,

@@ -41,7 +41,7 @@ from simlearn.data.splits import (
     split_pairs,
     stratified_subsample,
 )
-from simlearn.evaluation.stereo import valid_ground_truth  # the one rule: finite and > 0
+from simlearn.disparity import valid_ground_truth  # the one rule: finite and > 0
 
 __all__ = [
     "IMAGE_COLUMNS",

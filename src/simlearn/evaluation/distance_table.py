@@ -1,5 +1,5 @@
 """What the choice of distance and normalisation does: test retrieval metrics of one set of
-embeddings under every distance x normalisation of :mod:`simlearn.evaluation.distances`.
+embeddings under every distance x normalisation of :mod:`simlearn.distances`.
 
 The protocol is the evaluation's (:mod:`simlearn.evaluation.protocol`): the test split is both
 query set and gallery, a query never its own match; a sketch/photo file (with a ``domain``
@@ -14,11 +14,11 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from simlearn.evaluation.distances import (
-    DISTANCE_LABELS,
+from simlearn import distances as D
+from simlearn.distances import (
     DISTANCES,
     NORMALIZATIONS,
-    canonical_distance,
+    Distance,
     check_normalization,
     normalize_embeddings,
 )
@@ -44,18 +44,19 @@ def _query_and_gallery(
 def distance_table(
     arrays: Mapping[str, np.ndarray],
     *,
-    distances: Sequence[str] = DISTANCES,
+    distances: Sequence[Distance | str] = DISTANCES,
     normalizations: Sequence[str] = NORMALIZATIONS,
     split: str = "test",
 ) -> pd.DataFrame:
     """Retrieval metrics of ``arrays`` (what ``embed`` wrote: ``embeddings``, ``labels``,
-    ``split``; ``domain`` for sketch/photo) for every distance x normalisation.
+    ``split``; ``domain`` for sketch/photo) for every distance x normalisation (``distances``:
+    :mod:`simlearn.distances` objects or names).
 
     Returns:
         one row per (distance, normalize), in the order given: ``distance`` (canonical name),
         ``normalize``, ``map``, ``map_at_r``, ``precision_at_1``, ``n_queries``.
     """
-    dists = [canonical_distance(d) for d in distances]
+    dists = [D.get(d) for d in distances]
     norms = [check_normalization(n) for n in normalizations]
     emb = np.asarray(arrays["embeddings"], dtype=np.float32)
     labels = np.asarray(arrays["labels"])
@@ -69,7 +70,7 @@ def distance_table(
         g, yg = (None, None) if g_mask is None else (x[g_mask], labels[g_mask])
         for dist in dists:
             s = retrieval_metrics(q, yq, g, yg, distance=dist, ks=(1,)).summary()
-            rows.append({"distance": dist, "normalize": norm, **{m: s[m] for m in METRICS}})
+            rows.append({"distance": dist.name, "normalize": norm, **{m: s[m] for m in METRICS}})
     return pd.DataFrame(rows).astype({"n_queries": np.int64})
 
 
@@ -91,6 +92,6 @@ def distance_table_markdown(tables: Mapping[str, pd.DataFrame], metric: str = "m
                 v = float(df[(df["distance"] == dist) & (df["normalize"] == norm)][metric].iloc[0])
                 text = f"{v:.4f}"
                 cells.append(f"**{text}**" if text == best else text)
-            out.append(f"| {DISTANCE_LABELS[dist]} | " + " | ".join(cells) + " |")
+            out.append(f"| {D.get(dist).label} | " + " | ".join(cells) + " |")
         out.append("")
     return "\n".join(out)

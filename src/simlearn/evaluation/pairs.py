@@ -30,7 +30,8 @@ from sklearn.metrics import (
     roc_curve,
 )
 
-from simlearn.evaluation.distances import Distance, canonical_distance
+from simlearn import distances
+from simlearn.distances import Distance
 
 __all__ = ["pair_distances", "pair_verification", "sample_pairs"]
 
@@ -95,7 +96,7 @@ def pair_distances(
     *,
     max_pairs: int = 1_000_000,
     seed: int = 0,
-    distance: Distance = "euclidean",
+    distance: Distance | str = "euclidean",
 ) -> tuple[np.ndarray, np.ndarray]:
     """Distances and same-label flags of all pairs i < j, or of an unbiased sample of them.
 
@@ -105,15 +106,16 @@ def pair_distances(
         max_pairs: at most this many pairs; above it, a uniform sample without replacement
             (see :func:`sample_pairs`).
         seed: seed of that sample.
-        distance: ``"euclidean"`` (``||x_i - x_j||``), ``"cosine"`` (``1 - cos``),
-            ``"manhattan"``, ``"chebyshev"`` or ``"dot"`` (``-x_i.x_j``), or an alias (see
-            :mod:`simlearn.evaluation.distances`), computed in float64 from the differences
-            (no cancellation).
+        distance: a :mod:`simlearn.distances` object or name: ``"euclidean"``
+            (``||x_i - x_j||``), ``"cosine"`` (``1 - cos``), ``"manhattan"``, ``"chebyshev"`` or
+            ``"dot"`` (``-x_i.x_j``), or an alias; its evaluation dissimilarity, computed in
+            float64 (:meth:`~simlearn.distances.Distance.rowwise_numpy`, from the differences
+            for the Minkowski distances: no cancellation).
 
     Returns:
         distances (P,) float64 and same (P,) bool.
     """
-    distance = canonical_distance(distance)
+    distance = distances.get(distance)
     x = emb.detach().cpu().numpy() if isinstance(emb, torch.Tensor) else np.asarray(emb)
     y = labels.detach().cpu().numpy() if isinstance(labels, torch.Tensor) else np.asarray(labels)
     if x.ndim != 2:
@@ -123,26 +125,13 @@ def pair_distances(
     x = x.astype(np.float64)
     if not np.isfinite(x).all():
         raise ValueError("emb contains NaN or infinite values")
-    if distance == "cosine":
-        norms = np.linalg.norm(x, axis=1, keepdims=True)  # (N, 1)
-        if (norms == 0).any():
-            raise ValueError("emb has a zero vector: its cosine distance is undefined")
-        x = x / norms
+    x = distance.prepare_numpy(x, "emb")  # cosine: unit rows
     i, j = sample_pairs(x.shape[0], max_pairs, seed)
     dist = np.empty(i.shape[0], dtype=np.float64)  # (P,)
     block = _pair_block(x.shape[1])
     for s in range(0, i.shape[0], block):
         a, b = x[i[s : s + block]], x[j[s : s + block]]  # (B, D) each
-        if distance == "cosine":
-            dist[s : s + block] = 1.0 - np.einsum("bd,bd->b", a, b)
-        elif distance == "dot":
-            dist[s : s + block] = -np.einsum("bd,bd->b", a, b)
-        elif distance == "manhattan":
-            dist[s : s + block] = np.abs(a - b).sum(axis=1)
-        elif distance == "chebyshev":
-            dist[s : s + block] = np.abs(a - b).max(axis=1)
-        else:
-            dist[s : s + block] = np.linalg.norm(a - b, axis=1)
+        dist[s : s + block] = distance.to_distance(distance.rowwise_numpy(a, b))
     return dist, y[i] == y[j]
 
 

@@ -132,7 +132,7 @@ def validation_retrieval(cfg: Any, ds: Any, model: Any, device: Any) -> dict[str
     idx = ds.indices("val", exclude=np.asarray(cfg.holdout_classes, dtype=np.int64))
     if len(idx) < 2:
         return {}
-    from simlearn.evaluation.distances import normalize_embeddings
+    from simlearn.distances import normalize_embeddings
 
     with torch.no_grad():
         emb = normalize_embeddings(embed_images(model, ds.images[idx], device), cfg.eval.normalize)
@@ -149,7 +149,7 @@ def evaluate_labelled(
     :func:`simlearn.models.embedder.embed_labelled` wrote."""
     import pandas as pd
 
-    from simlearn.evaluation.distances import normalize_embeddings
+    from simlearn.distances import normalize_embeddings
     from simlearn.evaluation.retrieval import nearest_neighbors, query_pr_curve
     from simlearn.plots.embedding import plot_embedding_map
     from simlearn.plots.retrieval import (

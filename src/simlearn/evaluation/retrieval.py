@@ -41,18 +41,19 @@ This AP is scikit-learn's, not the rank-by-rank sum ``(1 / R) * sum_j j / p_j`` 
 pytorch-metric-learning's ``mean_average_precision`` computes: the two differ exactly when a
 relevant item ties with another item.
 
-Distances (see :mod:`simlearn.evaluation.distances` for their formulas) are computed in chunks
-of queries. ``euclidean``, ``cosine`` and ``dot`` are one matrix product of augmented embeddings
-each: the squared Euclidean distance ``||q||^2 + ||g||^2 - 2 q.g`` (clamped at 0; ranking by it
-equals ranking by the distance and keeps ties exact), the cosine distance
-``1 - q.g / (||q|| ||g||)`` or the negated dot product ``-q.g``. In the default float32
-arithmetic, distances between close points carry the cancellation error of the Euclidean formula
-(about 1e-7 of the squared norms), as in faiss or ``torch.cdist``: items closer than that may
-swap, and BLAS may round the last bit differently for another ``chunk_size``. It is exact for
-integer-valued embeddings whose squared norms and distances stay below 2**24.
-``precision="float64"`` shrinks the error to about 1e-16 at roughly twice the cost.
-``manhattan`` and ``chebyshev`` come from the differences (``torch.cdist``, p = 1 or inf): no
-cancellation, exact for integer-valued embeddings whose distances stay below 2**24.
+Distances are the objects of :mod:`simlearn.distances` (or their names), computed in chunks of
+queries in their ranking form (:meth:`~simlearn.distances.Distance.ranking_form`): ``euclidean``,
+``cosine`` and ``dot`` are one matrix product of augmented embeddings each, giving the squared
+Euclidean distance ``||q||^2 + ||g||^2 - 2 q.g`` (clamped at 0; ranking by it equals ranking by
+the distance and keeps ties exact), the cosine distance ``1 - q.g / (||q|| ||g||)`` or the
+negated dot product ``-q.g``. In the default float32 arithmetic, distances between close points
+carry the cancellation error of the Euclidean formula (about 1e-7 of the squared norms), as in
+faiss or ``torch.cdist``: items closer than that may swap, and BLAS may round the last bit
+differently for another ``chunk_size``. It is exact for integer-valued embeddings whose squared
+norms and distances stay below 2**24. ``precision="float64"`` shrinks the error to about 1e-16
+at roughly twice the cost. ``manhattan`` and ``chebyshev`` come from the differences
+(``torch.cdist``, p = 1 or inf): no cancellation, exact for integer-valued embeddings whose
+distances stay below 2**24.
 
 How it is fast: a non-negative float's bit pattern read as an unsigned integer orders like the
 float, so each (query, item) becomes one integer key ``(bits << 1) | relevant`` (32 bits for
@@ -76,11 +77,12 @@ import numpy as np
 import torch
 from threadpoolctl import threadpool_limits
 
-from simlearn.evaluation.distances import DISTANCES, Distance, canonical_distance
+from simlearn import distances
+from simlearn.distances import Distance
 
 __all__ = [
-    "DISTANCES",
     "RECALL_LEVELS",
+    "FlatIndex",
     "QueryPRCurve",
     "RetrievalResult",
     "nearest_neighbors",
@@ -91,10 +93,6 @@ __all__ = [
 Precision = Literal["float32", "float64"]
 Backend = Literal["auto", "numpy", "torch"]
 
-#: the distances of the matrix-product path (the others come from the differences)
-_PRODUCT_DISTANCES: Final[tuple[str, ...]] = ("euclidean", "cosine", "dot")
-#: distances that may be negative: their keys need the sign-magnitude conversion
-_SIGNED_DISTANCES: Final[tuple[str, ...]] = ("dot",)
 PRECISIONS: Final[tuple[str, ...]] = ("float32", "float64")
 BACKENDS: Final[tuple[str, ...]] = ("auto", "numpy", "torch")
 
@@ -111,8 +109,6 @@ _TASK_BYTES: Final[int] = 2 * 2**20
 # Fewest queries in one matrix product of the numpy path: fewer would re-read the gallery from
 # memory for too little work.
 _MIN_TASK_ROWS: Final[int] = 32
-# Squared norms above this could overflow float32 in ||q||^2 + ||g||^2 - 2 q.g.
-_MAX_SQ_NORM: Final[float] = 1e37
 
 
 # --------------------------------------------------------------------------------------------
@@ -254,60 +250,14 @@ def _check_ks(ks: Sequence[int]) -> tuple[int, ...]:
 
 
 class _Prepared(NamedTuple):
-    query: torch.Tensor  # (Q, D') queries in ranking form (see _augment), sorted by label code
+    query: torch.Tensor  # (Q, D') queries in ranking form (Distance.ranking_form), sorted by label
     gallery: torch.Tensor  # (N, D') gallery in ranking form, sorted by label code
     query_codes: np.ndarray  # (Q,) int64 label codes, sorted
     query_order: np.ndarray  # (Q,) sorted position -> original query index
     code_start: np.ndarray  # (C,) first gallery column of each label code
     code_end: np.ndarray  # (C,) one past the last
     self_source: bool  # gallery is the query set: sorted query i is sorted column i
-    distance: str  # canonical name
-
-
-def _augment(q: torch.Tensor, g: torch.Tensor, distance: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """Queries (Q, D') and gallery (N, D') in the form :func:`_distance_block` ranks.
-
-    For the product distances, augmented matrices whose product is the ranking distance, so one
-    matrix product yields it with no further pass over the (Q, N) block:
-
-    - euclidean: ``[q, ||q||^2, 1] . [-2g, 1, ||g||^2] = ||q - g||^2``;
-    - cosine: ``[q/||q||, 1, 0] . [-g/||g||, 1, 0] = 1 - cos(q, g)``;
-    - dot: ``q . (-g) = -q.g``.
-
-    manhattan and chebyshev keep ``q`` and ``g`` as they are (their distances come from the
-    differences). For integer-valued embeddings whose squared distances stay below 2**24
-    (float32) every partial sum is an exact integer, so the distances and their ties are exact.
-    """
-    for name, t in (("query_emb", q), ("gallery_emb", g)):
-        if distance == "cosine" and bool((t.norm(dim=1) == 0).any()):
-            raise ValueError(f"{name} has a zero vector: its cosine distance is undefined")
-    if distance == "cosine":
-        qn, gn = torch.nn.functional.normalize(q, dim=1), torch.nn.functional.normalize(g, dim=1)
-        q_a, g_a = torch.ones_like(qn[:, :1]), torch.ones_like(gn[:, :1])
-        return torch.cat([qn, q_a, 0 * q_a], 1), torch.cat([-gn, g_a, 0 * g_a], 1)
-    if distance in ("manhattan", "chebyshev"):
-        # |q_i - g_i| <= 2 max|x|, summed over D terms
-        biggest = 2.0 * q.shape[1] * max(float(q.abs().max()), float(g.abs().max()))
-        if not biggest < _MAX_SQ_NORM:
-            raise ValueError(
-                f"embeddings are too large for {q.dtype} distances (bound {biggest:.3g}); "
-                "rescale them"
-            )
-        return q, g
-    q_sq = (q * q).sum(dim=1, keepdim=True)  # (Q, 1)
-    g_sq = (g * g).sum(dim=1, keepdim=True)  # (N, 1)
-    biggest = max(float(q_sq.max()), float(g_sq.max()))
-    if not biggest < _MAX_SQ_NORM:
-        raise ValueError(
-            f"embeddings are too large for {q.dtype} distances (squared norm {biggest:.3g}); "
-            "rescale them"
-        )
-    if distance == "dot":
-        return q, -g
-    return (
-        torch.cat([q, q_sq, torch.ones_like(q_sq)], 1),
-        torch.cat([-2.0 * g, torch.ones_like(g_sq), g_sq], 1),
-    )
+    distance: Distance
 
 
 def _prepare(
@@ -315,13 +265,13 @@ def _prepare(
     query_labels: object,
     gallery_emb: object | None,
     gallery_labels: object | None,
-    distance: str,
+    distance: Distance | str,
     dtype: torch.dtype,
     device: torch.device,
 ) -> _Prepared:
     """Check the inputs, sort queries and gallery by label so that each query's relevant items
-    are one contiguous block of gallery columns, and build the augmented matrices."""
-    distance = canonical_distance(distance)
+    are one contiguous block of gallery columns, and build their ranking forms."""
+    distance = distances.get(distance)
     if (gallery_emb is None) != (gallery_labels is None):
         raise ValueError(
             "gallery_emb and gallery_labels go together: give both, or neither to use the query "
@@ -358,25 +308,11 @@ def _prepare(
 
     qs = q.index_select(0, torch.from_numpy(q_order).to(device))
     gs = qs if self_source else g.index_select(0, torch.from_numpy(g_order).to(device))
-    q_aug, g_aug = _augment(qs, gs, distance)
+    q_aug = distance.ranking_form(qs, gallery=False, name="query_emb")
+    g_aug = distance.ranking_form(gs, gallery=True, name="gallery_emb")
     return _Prepared(
         q_aug, g_aug, q_codes[q_order], q_order, code_start, code_end, self_source, distance
     )
-
-
-def _distance_block(
-    q_aug: torch.Tensor,
-    g_aug: torch.Tensor,
-    out: torch.Tensor | None = None,
-    distance: str = "euclidean",
-) -> torch.Tensor:
-    """(Qc, N) ranking distances of :func:`_augment`'s forms, into ``out``: squared Euclidean
-    or cosine clamped at 0, the negated dot product, or the Minkowski distance (p = 1, inf)."""
-    if distance not in _PRODUCT_DISTANCES:  # manhattan, chebyshev
-        d = torch.cdist(q_aug, g_aug, p=1.0 if distance == "manhattan" else float("inf"))
-        return d if out is None else out.copy_(d)
-    d = torch.mm(q_aug, g_aug.T, out=out)
-    return d if distance in _SIGNED_DISTANCES else d.clamp_min_(0.0)
 
 
 def _sign_magnitude_keys(d: torch.Tensor) -> torch.Tensor:
@@ -621,7 +557,7 @@ def retrieval_metrics(
     gallery_emb: np.ndarray | torch.Tensor | None = None,
     gallery_labels: np.ndarray | torch.Tensor | Sequence | None = None,
     *,
-    distance: Distance = "euclidean",
+    distance: Distance | str = "euclidean",
     ks: Sequence[int] = (1, 5, 10),
     chunk_size: int | None = None,
     device: str | torch.device | None = None,
@@ -640,10 +576,10 @@ def retrieval_metrics(
         gallery_emb: (N, D) gallery embeddings, or None to use the query set as the gallery, in
             which case a query is excluded from its own ranking by index.
         gallery_labels: (N,) gallery labels; given exactly when ``gallery_emb`` is.
-        distance: ``"euclidean"`` (``l2``), ``"cosine"`` (``1 - cos``), ``"manhattan"``
-            (``l1``), ``"chebyshev"`` (``linf``) or ``"dot"`` (``-q.g``, float32 only); see
-            :mod:`simlearn.evaluation.distances`. Normalise the embeddings before, if wanted
-            (:func:`~simlearn.evaluation.distances.normalize_embeddings`).
+        distance: a :mod:`simlearn.distances` object or name: ``"euclidean"`` (``l2``),
+            ``"cosine"`` (``1 - cos``), ``"manhattan"`` (``l1``), ``"chebyshev"`` (``linf``)
+            or ``"dot"`` (``-q.g``, float32 only). Normalise the embeddings before, if wanted
+            (:func:`simlearn.distances.normalize_embeddings`).
         ks: cut-offs of P@K.
         chunk_size: queries per chunk (one matrix product; on CPU, one task of a thread).
             None: on CPU, the fewest rows whose keys fill about 2 MiB of cache (at least 32),
@@ -675,11 +611,11 @@ def retrieval_metrics(
     use_torch = backend == "torch" or (backend == "auto" and dev.type != "cpu")
     if not use_torch and dev.type != "cpu":
         raise ValueError(f"backend='numpy' runs on the CPU only, got device={str(dev)!r}")
-    distance = canonical_distance(distance)
-    signed = distance in _SIGNED_DISTANCES
+    distance = distances.get(distance)
+    signed = distance.signed
     if signed and precision != "float32":
         raise ValueError(
-            f"distance={distance!r} ranks in float32 only (its signed keys need 33 bits); "
+            f"distance={distance.name!r} ranks in float32 only (its signed keys need 33 bits); "
             f"got precision={precision!r}"
         )
     dtype = torch.float32 if precision == "float32" else torch.float64
@@ -725,7 +661,7 @@ def retrieval_metrics(
         if use_torch:
             for sel in chunks:
                 q_aug, blocks, self_cols, n_rel = chunk_inputs(sel)
-                dist = _distance_block(q_aug, prep.gallery, distance=distance)  # (Qc, N)
+                dist = distance.ranking_block(q_aug, prep.gallery)  # (Qc, N)
                 store(sel, _chunk_torch(dist, blocks, self_cols, n_rel, n_eff, ks_t, signed))
                 del dist
         else:
@@ -735,12 +671,12 @@ def retrieval_metrics(
             def task(sel: np.ndarray) -> dict[str, np.ndarray]:
                 q_aug, blocks, self_cols, n_rel = chunk_inputs(sel)
                 if signed:  # sign-magnitude -> two's complement -> offset: uint64 in [0, 2**32)
-                    d = _distance_block(q_aug, prep.gallery, distance=distance)  # (Qc, N)
+                    d = distance.ranking_block(q_aug, prep.gallery)  # (Qc, N)
                     keys = (_sign_magnitude_keys(d) + (1 << 31)).numpy().view(np.uint64)
                 else:
                     keys = np.empty((len(sel), n_g), dtype=unsigned)  # (Qc, N)
                     out = torch.from_numpy(keys.view(np_float))
-                    _distance_block(q_aug, prep.gallery, out, distance=distance)
+                    distance.ranking_block(q_aug, prep.gallery, out)
                 return _task_numpy(keys, blocks, self_cols, n_rel, n_eff, ks_t)
 
             # The parallelism is the tasks': BLAS/OpenMP threads inside a small product only
@@ -764,8 +700,130 @@ def retrieval_metrics(
         precision_at_k=pk,
         n_relevant=n_rel_out,
         interpolated_precision=interp,
-        distance=distance,
+        distance=distance.name,
     )
+
+
+class FlatIndex:
+    """Exact k nearest neighbours over a gallery, by any distance of :mod:`simlearn.distances`.
+
+    Every (query, item) pair has the integer key ``(value bits << 32) | item`` of its ranking
+    value (:meth:`~simlearn.distances.Distance.ranking_block`; signed values through their
+    sign-magnitude bits): keys are unique and order like (value, gallery position), so the
+    ``k`` smallest are the ``k`` nearest items, equal values ranked by position, and no tie is
+    left to chance. The gallery is taken in blocks of rows: ``topk`` of the values on the first
+    block, then only the queries whose block minimum beats their current k-th value are
+    selected again, so that, as faiss's heaps do, most of the gallery costs one comparison
+    pass. Keys are built for the ``k`` candidates of a block only, and for a whole row only
+    where a tie at its k-th value leaves the choice open. The distances returned are recomputed
+    from the vectors (:meth:`~simlearn.distances.Distance.exact`: no cancellation between close
+    points).
+
+    Args:
+        gallery: (N, D) float32 embeddings, N < 2**32.
+        distance: a :mod:`simlearn.distances` object or name.
+    """
+
+    def __init__(self, gallery: torch.Tensor, distance: Distance | str = "euclidean") -> None:
+        self.distance = distances.get(distance)
+        self.gallery = gallery  # (N, D)
+        self.ranked = self.distance.ranking_form(gallery, gallery=True, name="gallery_emb")
+
+    def __len__(self) -> int:
+        return self.gallery.shape[0]
+
+    def _keys(self, values: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+        """int64 keys ``(bits << 32) | col`` of float32 ``values`` at gallery positions
+        ``cols`` (same shape, or broadcast)."""
+        if self.distance.signed:
+            bits = _sign_magnitude_keys(values)  # in [-2**31, 2**31)
+        else:  # non-negative: the bits order like the values; the sign of a -0.0 is dropped
+            bits = values.contiguous().view(torch.int32).bitwise_and(0x7FFFFFFF).to(torch.int64)
+        return (bits << 32) | cols
+
+    def _block_top(
+        self, d: torch.Tensor, start: int, width: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Keys and values (S, width) of the ``width`` smallest keys of each row of the block
+        ``d`` (S, w) whose first column is item ``start``."""
+        v, j = torch.topk(d, width, dim=1, largest=False, sorted=False)  # (S, width)
+        keys = self._keys(v, j + start)
+        # the value top-k is the key top-k unless a tie at the k-th value offers a choice
+        open_ = ((d <= v.amax(1, keepdim=True)).sum(1) != width).nonzero().squeeze(1)
+        if len(open_):
+            dr = d.index_select(0, open_)  # (R, w)
+            cols = torch.arange(start, start + d.shape[1], device=d.device, dtype=torch.int64)
+            top = torch.topk(self._keys(dr, cols), width, dim=1, largest=False, sorted=False)
+            keys[open_], v[open_] = top.values, dr.gather(1, top.indices)
+        return keys, v
+
+    @torch.no_grad()
+    def search(
+        self,
+        queries: torch.Tensor,
+        k: int,
+        *,
+        exclude: torch.Tensor | None = None,
+        query_chunk: int | None = None,
+        block_rows: int | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The ``k`` nearest items of each query, nearest first (equal values: lower position).
+
+        Args:
+            queries: (Q, D) embeddings, on the gallery's device and in its dtype.
+            k: results per query, at most the gallery size (minus one where ``exclude`` names
+                an item).
+            exclude: (Q,) int64 a gallery position to leave out of each query's results (the
+                query itself), or -1 for none.
+            query_chunk: queries per chunk (None: all at once).
+            block_rows: gallery rows per block (None: the whole gallery in one block).
+
+        Returns:
+            positions (Q, k) int64 and distances (Q, k) (:meth:`Distance.exact`), on the device.
+        """
+        dist = self.distance
+        q_ranked = dist.ranking_form(queries, gallery=False, name="query_emb")
+        n_q, n = queries.shape[0], self.ranked.shape[0]
+        rows = n if block_rows is None else max(int(block_rows), k)  # block 0 fills the top k
+        chunk = n_q if query_chunk is None else max(1, int(query_chunk))
+        idx_out = torch.empty((n_q, k), dtype=torch.int64, device=queries.device)
+        dist_out = torch.empty((n_q, k), dtype=queries.dtype, device=queries.device)
+        inf = float("inf")
+        for s in range(0, n_q, chunk):
+            e = min(n_q, s + chunk)
+            qc = q_ranked[s:e]  # (Qc, D')
+            ex = None if exclude is None else exclude[s:e]
+            # one reused buffer when the gallery takes several blocks of a matrix product
+            buf = None
+            if rows < n and dist.product:
+                buf = torch.empty((e - s, rows), dtype=qc.dtype, device=qc.device)
+            best = best_v = tau = None
+            for b0 in range(0, n, rows):
+                b1 = min(n, b0 + rows)
+                out = None if buf is None else buf[:, : b1 - b0]
+                d = dist.ranking_block(qc, self.ranked[b0:b1], out)  # (Qc, w)
+                if ex is not None:  # the excluded item: +inf, after every real item
+                    r = ((ex >= b0) & (ex < b1)).nonzero().squeeze(1)
+                    d[r, ex[r] - b0] = inf
+                if best is None:
+                    best, best_v = self._block_top(d, b0, k)  # (Qc, k)
+                    tau = best_v.amax(1)  # (Qc,) current k-th value
+                    continue
+                sel = (d.amin(1) < tau).nonzero().squeeze(1)  # rows this block can improve
+                if len(sel) == 0:
+                    continue
+                keys, v = self._block_top(d.index_select(0, sel), b0, min(k, b1 - b0))
+                merged = torch.topk(
+                    torch.cat([best[sel], keys], 1), k, dim=1, largest=False, sorted=False
+                )  # (S, k)
+                best[sel] = merged.values
+                best_v[sel] = torch.cat([best_v[sel], v], 1).gather(1, merged.indices)
+                tau[sel] = best_v[sel].amax(1)
+            idx = torch.sort(best, dim=1).values & 0xFFFFFFFF  # (Qc, k) nearest first
+            idx_out[s:e] = idx
+            # reported distances from the vectors: no cancellation for close pairs
+            dist_out[s:e] = dist.exact(queries[s:e, None, :], self.gallery[idx])  # (Qc, k)
+        return idx_out, dist_out
 
 
 def nearest_neighbors(
@@ -773,23 +831,25 @@ def nearest_neighbors(
     gallery_emb: np.ndarray | torch.Tensor | None = None,
     *,
     k: int,
-    distance: Distance = "euclidean",
+    distance: Distance | str = "euclidean",
     device: str | torch.device | None = None,
     memory_budget: int = DEFAULT_MEMORY_BUDGET,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The ``k`` nearest gallery items of every query, nearest first (for retrieval figures).
 
     Equal distances rank by gallery index (deterministic). When ``gallery_emb`` is None the
-    query set is the gallery and a query is never its own neighbour (removed by index).
+    query set is the gallery and a query is never its own neighbour (removed by index). The
+    search is a :class:`FlatIndex` over the whole gallery, in chunks of queries whose int64 keys
+    fit ``memory_budget``.
 
     Returns:
-        indices (Q, k) int64 into the gallery, and distances (Q, k) float32 (see
-        :mod:`simlearn.evaluation.distances`): Euclidean ``||q - g||``, cosine ``1 - cos``,
-        Manhattan, Chebyshev, or ``-q.g`` for ``dot``. The ranking uses float32 distances as
-        :func:`retrieval_metrics` does; the Euclidean distances returned are recomputed from
-        the differences ``q - g`` (no cancellation between close points).
+        indices (Q, k) int64 into the gallery, and distances (Q, k) float32 (the evaluation
+        dissimilarities of :mod:`simlearn.distances`): Euclidean ``||q - g||``, cosine
+        ``1 - cos``, Manhattan, Chebyshev, or ``-q.g`` for ``dot``. The ranking uses float32
+        distances as :func:`retrieval_metrics` does; the Euclidean distances returned are
+        recomputed from the differences ``q - g`` (no cancellation between close points).
     """
-    distance = canonical_distance(distance)
+    distance = distances.get(distance)
     dev = _resolve_device(device)
     q = _as_embeddings("query_emb", query_emb, torch.float32, dev)
     self_source = gallery_emb is None
@@ -799,40 +859,11 @@ def nearest_neighbors(
     n_eff = g.shape[0] - (1 if self_source else 0)
     if isinstance(k, bool) or not isinstance(k, int | np.integer) or not 1 <= k <= n_eff:
         raise ValueError(f"k must be an integer in [1, {n_eff}] (gallery size), got {k!r}")
-    q_aug, g_aug = _augment(q, g, distance)
-    n_q, n_g = q.shape[0], g.shape[0]
-    # keys (distance bits << 32) | index: unique, so topk has no tie left to break
-    chunk = max(1, memory_budget // (n_g * 16))
-    idx_out = np.empty((n_q, k), dtype=np.int64)
-    dist_out = np.empty((n_q, k), dtype=np.float32)
-    col = torch.arange(n_g, device=dev, dtype=torch.int64)
-    with torch.no_grad():
-        for s in range(0, n_q, chunk):
-            e = min(n_q, s + chunk)
-            d = _distance_block(q_aug[s:e], g_aug, distance=distance)  # (Qc, N)
-            if distance in _SIGNED_DISTANCES:
-                bits = _sign_magnitude_keys(d)  # (Qc, N) in [-2**31, 2**31)
-            else:
-                bits = d.view(torch.int32).bitwise_and(0x7FFFFFFF).to(torch.int64)
-            keys = (bits << 32) | col
-            if self_source:
-                ar = torch.arange(e - s, device=dev)
-                keys[ar, ar + s] = torch.iinfo(torch.int64).max
-            top = torch.topk(keys, k, dim=1, largest=False, sorted=True).values  # (Qc, k)
-            idx = top & 0xFFFFFFFF  # (Qc, k)
-            # reported distances from the differences: no cancellation for close pairs
-            if distance == "euclidean":
-                dd = (q[s:e, None, :] - g[idx]).norm(dim=-1)  # (Qc, k)
-            elif distance == "cosine":
-                dd = 1.0 - (q_aug[s:e, None, :-2] * -g_aug[idx][..., :-2]).sum(-1)  # (Qc, k)
-            elif distance == "dot":
-                dd = -(q[s:e, None, :] * g[idx]).sum(-1)  # (Qc, k)
-            else:
-                diff = (q[s:e, None, :] - g[idx]).abs()  # (Qc, k, D)
-                dd = diff.sum(-1) if distance == "manhattan" else diff.amax(-1)
-            idx_out[s:e] = idx.cpu().numpy()
-            dist_out[s:e] = dd.cpu().numpy()
-    return idx_out, dist_out
+    exclude = torch.arange(q.shape[0], device=dev) if self_source else None
+    index = FlatIndex(g, distance)
+    chunk = max(1, memory_budget // (g.shape[0] * 16))
+    idx, dist = index.search(q, int(k), exclude=exclude, query_chunk=chunk)
+    return idx.cpu().numpy(), dist.cpu().numpy()
 
 
 def query_pr_curve(
@@ -842,7 +873,7 @@ def query_pr_curve(
     gallery_labels: np.ndarray | torch.Tensor | Sequence | None = None,
     *,
     index: int,
-    distance: Distance = "euclidean",
+    distance: Distance | str = "euclidean",
     precision: Precision = "float32",
 ) -> QueryPRCurve:
     """Precision-recall points of query ``index`` over the full ranking (for example curves).
@@ -860,7 +891,7 @@ def query_pr_curve(
     if isinstance(index, bool) or not isinstance(index, int | np.integer) or not 0 <= index < n_q:
         raise ValueError(f"index must be an integer in [0, {n_q - 1}], got {index!r}")
     pos = int(np.flatnonzero(prep.query_order == index)[0])  # sorted position of the query
-    block = _distance_block(prep.query[pos : pos + 1], prep.gallery, distance=prep.distance)
+    block = prep.distance.ranking_block(prep.query[pos : pos + 1], prep.gallery)
     d = block[0].double().numpy()  # (N,)
     c = prep.query_codes[pos]
     relevant = np.zeros(d.shape[0], dtype=bool)

@@ -1,5 +1,5 @@
-"""Disparity metrics, defined once: the evaluation, the disparity figure and the validation suite
-use :func:`valid_ground_truth` for "this pixel has ground truth".
+"""Disparity metrics, defined once. "This pixel has ground truth" is
+:func:`simlearn.disparity.valid_ground_truth`, the rule the data, validation and figures share.
 
 On the evaluated pixels ``P`` (valid ground truth, inside the evaluated region, optionally
 non-occluded), with error ``e = |d_pred - d_gt|``:
@@ -25,14 +25,7 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
-
-def valid_ground_truth(disparity_gt: np.ndarray) -> np.ndarray:
-    """(H, W) bool: ground truth is known. Known means finite and > 0: the canonical form stores
-    NaN where there is none, KITTI's raw PNGs store 0 and Middlebury's PFMs inf, so this one rule
-    holds for the raw files and the canonical ones alike."""
-    gt = np.asarray(disparity_gt, dtype=np.float64)
-    with np.errstate(invalid="ignore"):
-        return np.isfinite(gt) & (gt > 0)
+from simlearn.disparity import valid_ground_truth
 
 
 @dataclass

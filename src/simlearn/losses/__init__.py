@@ -2,7 +2,6 @@
 
 from simlearn.losses.batch_hard_triplet_loss import BatchHardTripletLoss
 from simlearn.losses.contrastive_loss import ContrastiveLoss
-from simlearn.losses.distance import DISTANCES, Distance
 from simlearn.losses.mining import STRATEGIES, all_pairs, mine_triplets
 from simlearn.losses.n_pair_loss import NPairLoss
 from simlearn.losses.nt_xent_loss import NTXentLoss
@@ -11,11 +10,9 @@ from simlearn.losses.supcon_loss import SupConLoss
 from simlearn.losses.triplet_margin_loss import TripletMarginLoss
 
 __all__ = [
-    "DISTANCES",
     "STRATEGIES",
     "BatchHardTripletLoss",
     "ContrastiveLoss",
-    "Distance",
     "NPairLoss",
     "NTXentLoss",
     "SoftNearestNeighborLoss",

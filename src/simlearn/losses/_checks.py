@@ -7,6 +7,16 @@ import math
 
 import torch
 
+from simlearn.distances import check_embeddings
+
+__all__ = [
+    "check_embeddings",
+    "check_labels",
+    "check_nonnegative",
+    "check_positive",
+    "check_same_shape",
+]
+
 
 def check_nonnegative(name: str, value: float) -> float:
     """Return ``value`` as a float if it is a finite number >= 0, else raise ``ValueError``."""
@@ -24,14 +34,6 @@ def check_positive(name: str, value: float) -> float:
     if value <= 0:
         raise ValueError(f"{name}={value!r} is not allowed; expected a finite number > 0")
     return float(value)
-
-
-def check_embeddings(name: str, x: torch.Tensor) -> None:
-    """Embeddings are a floating-point matrix ``(N, D)`` with ``D >= 1``."""
-    if x.ndim != 2 or x.shape[1] == 0:
-        raise ValueError(f"{name} must have shape (N, D) with D >= 1; got {tuple(x.shape)}")
-    if not x.is_floating_point():
-        raise ValueError(f"{name} must be a floating-point tensor; got dtype {x.dtype}")
 
 
 def check_same_shape(names: tuple[str, ...], tensors: tuple[torch.Tensor, ...]) -> None:

@@ -20,16 +20,18 @@ class BatchHardTripletLoss(TripletObjective):
                                             - min_{n: y_n != y_i} d(x_i, x_n))
 
     where ``A`` holds the anchors that have at least one positive and one negative; the others are
-    skipped. For the similarity ``"dot"`` the hardest positive is the least similar, the hardest
-    negative the most similar, and the term is ``max(0, alpha + s_an - s_ap)``. ``soft=True`` uses
-    the paper's soft margin ``softplus(d_ap - d_an)`` instead, and ignores ``margin``.
+    skipped. For a similarity (e.g. ``"dot"``) the hardest positive is the least similar, the
+    hardest negative the most similar, and the term is ``max(0, alpha + s_an - s_ap)``.
+    ``soft=True`` uses the paper's soft margin ``softplus(d_ap - d_an)`` instead, and ignores
+    ``margin``.
 
     If no anchor qualifies (one class only, or every class a singleton), the loss is a zero that
     still has a ``grad_fn``, so ``backward()`` works and the step changes nothing.
 
     Args:
         margin: ``alpha >= 0``, in the units of ``distance``; unused when ``soft=True``.
-        distance: one of ``"euclidean"`` (the paper's choice), ``"squared_euclidean"``, ``"dot"``.
+        distance: a :mod:`simlearn.distances` object, or a loss name: ``"euclidean"`` (the
+            paper's choice), ``"squared_euclidean"``, ``"dot"`` (the cosine similarity).
         soft: softplus instead of the hinge.
     """
 

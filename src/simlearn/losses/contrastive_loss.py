@@ -5,8 +5,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from simlearn import distances
+from simlearn.distances import LOSS_NAMES, Distance
 from simlearn.losses._checks import check_nonnegative, check_same_shape
-from simlearn.losses.distance import Distance, check_distance
 
 
 class ContrastiveLoss(nn.Module):
@@ -24,17 +25,25 @@ class ContrastiveLoss(nn.Module):
 
     The margin form needs a distance (smaller = closer), so ``distance`` is ``"euclidean"`` (the
     paper's choice) or ``"squared_euclidean"`` (then ``d`` itself is the squared distance and the
-    terms are its squares); the similarity ``"dot"`` is rejected.
+    terms are its squares), or another distance object of :mod:`simlearn.distances` (L1,
+    L-infinity); similarities (``"dot"``, the cosine) are rejected.
 
     Args:
         margin: ``m >= 0``; different-class pairs farther apart than ``m`` cost nothing.
-        distance: ``"euclidean"`` or ``"squared_euclidean"``.
+        distance: ``"euclidean"``, ``"squared_euclidean"`` or a non-similarity distance object.
     """
 
-    def __init__(self, margin: float = 1.0, distance: str = "euclidean") -> None:
+    def __init__(self, margin: float = 1.0, distance: Distance | str = "euclidean") -> None:
         super().__init__()
         self.margin = check_nonnegative("margin", margin)
-        self.distance = Distance(check_distance(distance, ("euclidean", "squared_euclidean")))
+        self.distance = distances.get(
+            distance, ("euclidean", "squared_euclidean"), names=LOSS_NAMES
+        )
+        if self.distance.is_similarity:
+            raise ValueError(
+                f"distance={self.distance.name!r} is a similarity; the contrastive margin "
+                "needs a distance (smaller = closer), e.g. 'euclidean'"
+            )
 
     def extra_repr(self) -> str:
         return f"margin={self.margin}, distance={self.distance.name!r}"

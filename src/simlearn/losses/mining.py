@@ -16,8 +16,9 @@ from typing import Final
 
 import torch
 
+from simlearn import distances
+from simlearn.distances import LOSS_NAMES, Distance
 from simlearn.losses._checks import check_embeddings, check_labels, check_nonnegative
-from simlearn.losses.distance import Distance
 
 STRATEGIES: Final[tuple[str, ...]] = ("all", "hard", "semihard")
 
@@ -31,12 +32,12 @@ def mine_triplets(
     labels: torch.Tensor,
     strategy: str = "all",
     margin: float = 0.2,
-    distance: str = "euclidean",
+    distance: Distance | str = "euclidean",
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Indices ``(a_idx, p_idx, n_idx)`` of the in-batch triplets that ``strategy`` keeps.
 
     A valid triplet has ``y_a = y_p``, ``a != p`` and ``y_n != y_a``. With ``d`` the distance
-    (for the similarity ``"dot"`` every inequality is mirrored: ``s_an > s_ap`` etc.):
+    (for a similarity, e.g. ``"dot"``, every inequality is mirrored: ``s_an > s_ap`` etc.):
 
     - ``"all"``: every valid triplet.
     - ``"hard"``: the negative is closer than the positive, ``d_an < d_ap`` (the triplet is
@@ -50,7 +51,9 @@ def mine_triplets(
         labels: ``(B,)`` class labels.
         strategy: one of ``"all"``, ``"hard"``, ``"semihard"``.
         margin: ``>= 0``, in the units of ``distance``; used by ``"semihard"``.
-        distance: one of ``"euclidean"``, ``"squared_euclidean"``, ``"dot"``.
+        distance: a :mod:`simlearn.distances` object, or a loss name: ``"euclidean"``,
+            ``"squared_euclidean"``, ``"dot"`` (the cosine similarity, see
+            :data:`simlearn.distances.LOSS_NAMES`).
 
     Returns:
         Three int64 tensors ``(T,)`` on ``emb``'s device, in lexicographic ``(a, p, n)`` order.
@@ -59,7 +62,7 @@ def mine_triplets(
         choices = ", ".join(repr(s) for s in STRATEGIES)
         raise ValueError(f"strategy={strategy!r} is not supported; allowed: {choices}")
     margin = check_nonnegative("margin", margin)
-    dist_fn = Distance(distance)
+    dist_fn = distances.get(distance, names=LOSS_NAMES)
     check_embeddings("emb", emb)
     check_labels(labels, emb.shape[0])
 

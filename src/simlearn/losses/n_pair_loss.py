@@ -6,8 +6,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from simlearn import distances
+from simlearn.distances import DOT, LOSS_NAMES, Distance, full_precision
 from simlearn.losses._checks import check_nonnegative, check_same_shape
-from simlearn.losses.distance import full_precision
 
 
 class NPairLoss(nn.Module):
@@ -32,14 +33,19 @@ class NPairLoss(nn.Module):
 
     Args:
         l2_reg: weight ``>= 0`` of the embedding norm penalty (0 disables it).
+        distance: the similarity ``S`` is built from (larger = closer; a distance is negated):
+            a :mod:`simlearn.distances` object, default ``DOT``, the paper's raw dot product;
+            a name is a loss name (:data:`simlearn.distances.LOSS_NAMES`, where "dot" is the
+            cosine).
     """
 
-    def __init__(self, l2_reg: float = 0.0) -> None:
+    def __init__(self, l2_reg: float = 0.0, distance: Distance | str = DOT) -> None:
         super().__init__()
         self.l2_reg = check_nonnegative("l2_reg", l2_reg)
+        self.distance = distances.get(distance, names=LOSS_NAMES)
 
     def extra_repr(self) -> str:
-        return f"l2_reg={self.l2_reg}"
+        return f"l2_reg={self.l2_reg}, distance={self.distance.name!r}"
 
     def forward(self, anchors: torch.Tensor, positives: torch.Tensor) -> torch.Tensor:
         """N-pair loss of ``anchors (N, D)`` against ``positives (N, D)``; row i is class i."""
@@ -48,7 +54,8 @@ class NPairLoss(nn.Module):
             raise ValueError("anchors and positives must hold at least one pair; got N=0")
         anchors, positives = full_precision(anchors), full_precision(positives)
         with torch.autocast(device_type=anchors.device.type, enabled=False):
-            logits = anchors @ positives.T  # (N, N): S[i, j] = f_i . f+_j
+            # (N, N): S[i, j] = f_i . f+_j, larger = closer
+            logits = -self.distance.as_dissimilarity(self.distance.pairwise(anchors, positives))
             targets = torch.arange(anchors.shape[0], device=anchors.device)  # (N,)
             loss = F.cross_entropy(logits, targets)
             if self.l2_reg > 0:

@@ -6,8 +6,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from simlearn import distances
+from simlearn.distances import COSINE, LOSS_NAMES, Distance
 from simlearn.losses._checks import check_positive, check_same_shape
-from simlearn.losses.distance import Distance
 
 
 class NTXentLoss(nn.Module):
@@ -26,15 +27,17 @@ class NTXentLoss(nn.Module):
 
     Args:
         temperature: ``t > 0``; the paper tunes it (0.1 to 1.0) with the batch size.
+        distance: ``sim`` (larger = closer; a distance is negated): a :mod:`simlearn.distances`
+            object or loss name, default ``COSINE``, the paper's.
     """
 
-    def __init__(self, temperature: float = 0.5) -> None:
+    def __init__(self, temperature: float = 0.5, distance: Distance | str = COSINE) -> None:
         super().__init__()
         self.temperature = check_positive("temperature", temperature)
-        self.distance = Distance("dot")
+        self.distance = distances.get(distance, names=LOSS_NAMES)
 
     def extra_repr(self) -> str:
-        return f"temperature={self.temperature}"
+        return f"temperature={self.temperature}, distance={self.distance.name!r}"
 
     def forward(self, z1: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:
         """Mean over the 2N views; row i of ``z1 (N, D)`` and of ``z2 (N, D)`` is one sample."""
@@ -43,7 +46,8 @@ class NTXentLoss(nn.Module):
         if n == 0:
             raise ValueError("z1 and z2 must hold at least one sample; got N=0")
         z = torch.cat([z1, z2])  # (2N, D)
-        logits = self.distance.pairwise(z, z) / self.temperature  # (2N, 2N) cosine / t
+        sim = -self.distance.as_dissimilarity(self.distance.pairwise(z, z))  # (2N, 2N)
+        logits = sim / self.temperature  # (2N, 2N) cosine / t
         eye = torch.eye(2 * n, dtype=torch.bool, device=z.device)
         logits = logits.masked_fill(eye, float("-inf"))  # a view is not its own candidate
         idx = torch.arange(n, device=z.device)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from simlearn import distances
+from simlearn.distances import LOSS_NAMES, SQUARED_L2, Distance
 from simlearn.losses._checks import check_embeddings, check_labels, check_positive
-from simlearn.losses.distance import Distance
 
 
 class SoftNearestNeighborLoss(nn.Module):
@@ -29,21 +30,24 @@ class SoftNearestNeighborLoss(nn.Module):
 
     Args:
         temperature: ``T > 0``; small values make the neighbour choice hard, large values soft.
+        distance: the ``||x_i - x_j||^2`` above (a similarity's values are used as ``-d``): a
+            :mod:`simlearn.distances` object or loss name, default ``SQUARED_L2``, the paper's.
     """
 
-    def __init__(self, temperature: float = 1.0) -> None:
+    def __init__(self, temperature: float = 1.0, distance: Distance | str = SQUARED_L2) -> None:
         super().__init__()
         self.temperature = check_positive("temperature", temperature)
-        self.distance = Distance("squared_euclidean")
+        self.distance = distances.get(distance, names=LOSS_NAMES)
 
     def extra_repr(self) -> str:
-        return f"temperature={self.temperature}"
+        return f"temperature={self.temperature}, distance={self.distance.name!r}"
 
     def forward(self, emb: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """Mean over anchors with a positive, of ``emb (B, D)`` with ``labels (B,)``."""
         check_embeddings("emb", emb)
         check_labels(labels, emb.shape[0])
-        logits = -self.distance.pairwise(emb, emb) / self.temperature  # (B, B)
+        d = self.distance.as_dissimilarity(self.distance.pairwise(emb, emb))  # (B, B)
+        logits = -d / self.temperature  # (B, B)
         same = labels[:, None] == labels[None, :]  # (B, B)
         eye = torch.eye(emb.shape[0], dtype=torch.bool, device=emb.device)
         pos_mask = same & ~eye  # (B, B)

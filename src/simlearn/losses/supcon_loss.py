@@ -5,8 +5,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from simlearn import distances
+from simlearn.distances import COSINE, LOSS_NAMES, Distance
 from simlearn.losses._checks import check_embeddings, check_labels, check_positive
-from simlearn.losses.distance import Distance
 
 
 class SupConLoss(nn.Module):
@@ -28,15 +29,17 @@ class SupConLoss(nn.Module):
 
     Args:
         temperature: ``t > 0`` (the paper uses 0.1).
+        distance: ``z_i . z_a`` (larger = closer; a distance is negated): a
+            :mod:`simlearn.distances` object or loss name, default ``COSINE``, the paper's.
     """
 
-    def __init__(self, temperature: float = 0.1) -> None:
+    def __init__(self, temperature: float = 0.1, distance: Distance | str = COSINE) -> None:
         super().__init__()
         self.temperature = check_positive("temperature", temperature)
-        self.distance = Distance("dot")
+        self.distance = distances.get(distance, names=LOSS_NAMES)
 
     def extra_repr(self) -> str:
-        return f"temperature={self.temperature}"
+        return f"temperature={self.temperature}, distance={self.distance.name!r}"
 
     def forward(self, emb: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """Mean over anchors with a positive, of ``emb (B, D)`` with ``labels (B,)``."""
@@ -48,7 +51,8 @@ class SupConLoss(nn.Module):
         has_pos = pos_mask.any(dim=1)  # (B,)
         if not bool(has_pos.any()):
             return emb.sum() * 0.0
-        logits = self.distance.pairwise(emb, emb) / self.temperature  # (B, B) cosine / t
+        sim = -self.distance.as_dissimilarity(self.distance.pairwise(emb, emb))  # (B, B)
+        logits = sim / self.temperature  # (B, B) cosine / t
         logits, pos_mask, others = logits[has_pos], pos_mask[has_pos], ~eye[has_pos]  # (A, B)
         neg_inf = torch.tensor(float("-inf"), dtype=logits.dtype, device=logits.device)
         log_den = torch.where(others, logits, neg_inf).logsumexp(dim=1, keepdim=True)  # (A, 1)

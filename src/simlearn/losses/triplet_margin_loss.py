@@ -6,8 +6,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from simlearn import distances
+from simlearn.distances import LOSS_NAMES, Distance
 from simlearn.losses._checks import check_nonnegative, check_same_shape
-from simlearn.losses.distance import Distance
 
 
 class TripletObjective(nn.Module):
@@ -18,11 +19,11 @@ class TripletObjective(nn.Module):
     """
 
     def __init__(
-        self, margin: float = 0.2, distance: str = "euclidean", soft: bool = False
+        self, margin: float = 0.2, distance: Distance | str = "euclidean", soft: bool = False
     ) -> None:
         super().__init__()
         self.margin = check_nonnegative("margin", margin)
-        self.distance = Distance(distance)
+        self.distance = distances.get(distance, names=LOSS_NAMES)
         if not isinstance(soft, bool):
             raise ValueError(f"soft={soft!r} is not allowed; expected True or False")
         self.soft = soft
@@ -47,7 +48,7 @@ class TripletMarginLoss(TripletObjective):
     Over ``T`` triplets (anchor, positive, negative)::
 
         distance:   L = 1/T sum_t max(0, d(a_t, p_t) - d(a_t, n_t) + alpha)
-        similarity: L = 1/T sum_t max(0, s(a_t, n_t) - s(a_t, p_t) + alpha)    (distance="dot")
+        similarity: L = 1/T sum_t max(0, s(a_t, n_t) - s(a_t, p_t) + alpha)    (e.g. "dot")
 
     ``soft=True`` replaces the hinge by the soft margin of A. Hermans, L. Beyer, B. Leibe, "In
     Defense of the Triplet Loss for Person Re-Identification", 2017,
@@ -59,7 +60,9 @@ class TripletMarginLoss(TripletObjective):
 
     Args:
         margin: ``alpha >= 0``, in the units of ``distance``; unused when ``soft=True``.
-        distance: one of ``"euclidean"``, ``"squared_euclidean"``, ``"dot"``.
+        distance: a :mod:`simlearn.distances` object, or a loss name: ``"euclidean"``,
+            ``"squared_euclidean"``, ``"dot"`` (the cosine similarity, see
+            :data:`simlearn.distances.LOSS_NAMES`).
         soft: softplus instead of the hinge.
     """
 

@@ -12,6 +12,7 @@ from torch import nn
 
 from simlearn.models.convnet import ConvNet
 from simlearn.models.embedder import Embedder, embed_images, to_input
+from simlearn.models.encoders import build_encoder
 from simlearn.models.resnet import ResNet18Embedding
 from simlearn.models.shallow import LinearEmbedding, fit_shallow
 
@@ -27,17 +28,6 @@ __all__ = [
     "save_model",
     "load_model",
 ]
-
-
-def build_encoder(spec: dict[str, Any]) -> nn.Module:
-    name = spec["name"]
-    if name == "convnet":
-        return ConvNet(spec["in_channels"], spec["embedding_dim"], spec["width"], spec["normalize"])
-    if name == "resnet18":
-        return ResNet18Embedding(spec["in_channels"], spec["embedding_dim"], spec["normalize"])
-    if name in ("raw", "mahalanobis", "lda"):
-        return LinearEmbedding(torch.zeros(spec["weight_shape"]), torch.zeros(spec["mean_shape"]))
-    raise ValueError(f"model.name={name!r}: allowed convnet, resnet18, raw, mahalanobis, lda")
 
 
 def build_model(spec: dict[str, Any]) -> Embedder:

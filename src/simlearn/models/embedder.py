@@ -65,7 +65,7 @@ def new_embedder(model: Any, images: np.ndarray, seed: int) -> tuple[Embedder, d
     """A freshly initialised network for model config ``model`` (its weights depend on ``seed``
     alone) behind the input normalisation of ``images`` (the training rows, uint8 (N, H, W, C));
     and its spec."""
-    from simlearn.models import build_encoder
+    from simlearn.models.encoders import build_encoder
 
     mean, std = channel_stats(images)
     spec = model_spec(model, images.shape[3], mean, std)

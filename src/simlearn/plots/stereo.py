@@ -9,7 +9,7 @@ from matplotlib import colormaps
 from matplotlib.colors import ListedColormap, Normalize
 from matplotlib.patches import Patch
 
-from simlearn.evaluation.stereo import valid_ground_truth
+from simlearn.disparity import valid_ground_truth
 from simlearn.plots._common import (
     ERROR_OK_COLOR,
     WRONG_FRAME_COLOR,
@@ -32,7 +32,7 @@ def _bad_pixel_mask(
 ) -> tuple[np.ndarray, np.ndarray]:
     """(bad, valid) masks, both (H, W) bool.
 
-    ``valid``: ground truth known (:func:`simlearn.evaluation.stereo.valid_ground_truth`, the
+    ``valid``: ground truth known (:func:`simlearn.disparity.valid_ground_truth`, the
     metrics' own rule) and inside ``mask`` when given.
     ``bad``: valid and ``|pred - gt| > threshold``; a non-finite prediction on a valid pixel is bad.
     """

@@ -17,7 +17,7 @@ Two batch forms (:class:`TripletPatchSampler`):
 - ``rows_per_step = 0``: ``batch_size`` anchors drawn uniformly over all training pixels, as in
   the paper; the network embeds 3 x 9x9 patches per triplet.
 - ``rows_per_step = k``: every anchor of ``k`` random training rows. The network then embeds
-  whole 9-row strips of both views (:class:`simlearn.stereo.training.PatchTripletTask`), which
+  whole 9-row strips of both views (:class:`simlearn.training.stereo.PatchTripletTask`), which
   shares the convolutions between neighbouring pixels: on 2 CPU cores, 73,000 pixel embeddings
   per second against 12,700 as separate patches (forward and backward, 64 maps).
 

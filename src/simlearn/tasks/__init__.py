@@ -1,14 +1,18 @@
 """Tasks: everything that differs between the kinds of experiment lives in one module each.
 
 An experiment's ``task:`` key names a module of this package (``metric`` -> ``tasks/metric.py``).
-The stages look the module up with :func:`get` and call it; they never name a task. Adding a task
-is adding a module (and a params section that uses it): no stage changes, and because each stage
-of an experiment depends in ``dvc.yaml`` on its own task's module alone, the experiments of the
-other tasks stay up to date.
+The stages call the dispatch below (:func:`train`, :func:`embed`, ...); they never name a task.
+Adding a task is adding a module (and a params section that uses it): no stage changes, and
+because each stage of an experiment depends in ``dvc.yaml`` on its own task's module alone, the
+experiments of the other tasks stay up to date.
 
-Code that several tasks share lives outside this package (``models/``, ``data/``,
-``evaluation/``), so that every module here is a task. The interface: a task module defines, at
-module level,
+A task module is glue: it reads top to bottom as config, check, load, train, embed, evaluate,
+report, and calls the rooms below it for the rest: its params dataclass lives in
+``simlearn.config`` (``config/sbir.py``, ...), its engine task in ``simlearn.training``, its losses
+and miners in ``simlearn.losses``, its metrics in ``simlearn.evaluation``, its augmentations in
+``simlearn.augment`` and its figures in ``simlearn.plots``. So every module here is a task, and
+the rooms never import a task (``lint-imports`` checks the layers). The interface: a task module
+defines, at module level,
 
 ``Config``
     the dataclass of one ``experiments.<key>`` section (built and type-checked by
@@ -29,8 +33,10 @@ module level,
     manifest (a DataFrame), logged to MLflow as the run's dataset input.
 ``check_data(cfg, data) -> None``
     the checks that need the data (held-out classes exist, ...); before any MLflow run exists.
-``train(cfg, data, *, checkpoint_dir, fingerprint, on_epoch_end, progress, desc) -> Trained``
-    trains with :func:`simlearn.engine.fit` (or fits a baseline) and returns the model to export.
+``train(cfg, data, options: TrainOptions) -> Trained``
+    trains with :func:`simlearn.engine.fit` (or fits a baseline) and returns the model to
+    export; ``options`` (:class:`TrainOptions`): checkpoint folder, params fingerprint, epoch
+    callback, progress bar.
 ``example_input(data) -> np.ndarray``
     a small batch in the exported model's input form, for the MLflow model signature; ``train``
     saves it as ``<model_dir>/example.npy``, and the ``report`` stage logs the model with it.
@@ -47,19 +53,29 @@ module level,
 Optional: ``report_section(experiments) -> str | None``, a markdown section the report appends,
 given ``{key: (cfg, metrics)}`` of this task's experiments (the stereo ablation table, say).
 
-:func:`train` runs a whole training from a config and a data folder, without the stage: tests
-and benchmarks use it, so there is one dispatch only.
+The one dispatch: the stages, the CLI, tests and notebooks go through the functions below, never
+through a task module's functions directly:
+
+- :func:`experiment_config` builds ``experiments.<key>`` as its task's ``Config`` (every check that
+  needs no data);
+- :func:`load` reads the task's data and runs the checks that need it;
+- :func:`train`, :func:`example_input`, :func:`load_model`, :func:`embed` and :func:`evaluate`
+  call the task's own;
+- :func:`run` does train, embed and evaluate in one call and returns the metrics (the
+  lightning-hydra-template habit: ``metrics = run(cfg, "data/digits", tmp)`` in a test).
 """
 
 from __future__ import annotations
 
 import importlib
 import pkgutil
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 from typing import Any
+
+from simlearn.config import ConfigError, from_dict, section
 
 _REGISTERED: dict[str, ModuleType] = {}
 
@@ -95,6 +111,18 @@ class Evaluation:
     summary: tuple[str, ...] = ()  # metric names the stage prints
 
 
+@dataclass(frozen=True)
+class TrainOptions:
+    """How a training runs, the same for every task: what :func:`train` hands a task's
+    ``train(cfg, data, options)``."""
+
+    checkpoint_dir: Path  # the resumable checkpoint (a fresh folder never resumes)
+    fingerprint: str | None = None  # params hash: a checkpoint of other params is not resumed
+    on_epoch_end: Callable[[dict[str, float]], None] | None = None  # e.g. log the epoch's row
+    progress: bool = False  # a progress bar on stderr
+    desc: str = ""  # the progress bar's label (default: the task's name)
+
+
 def available() -> list[str]:
     """Names of every task: the modules of this package, and any registered at run time."""
     here = Path(__file__).parent
@@ -116,15 +144,52 @@ def get(name: str) -> ModuleType:
     if name in _REGISTERED:
         return _REGISTERED[name]
     if name not in available():
-        from simlearn.config import ConfigError
-
         raise ConfigError(f"task={name!r}: unknown task; allowed: {', '.join(available())}")
     return importlib.import_module(f"{__name__}.{name}")
 
 
+def experiment_config(params: Mapping[str, Any], name: str) -> Any:
+    """``experiments.<name>`` as its task's ``Config``, after every check that needs no data:
+    types and ranges, the task's rules across keys, and that its dataset is declared."""
+    prefix = f"experiments.{name}"
+    data = section(params, "experiments", name)
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{prefix}={data!r}: expected a mapping of experiment keys")
+    if "task" not in data:
+        raise ConfigError(f"{prefix}.task: required key is missing; tasks: {available()}")
+    try:
+        module = get(data["task"])
+    except ConfigError as e:
+        raise ConfigError(f"{prefix}.{e}") from None
+    cfg = from_dict(module.Config, data, prefix)
+    try:
+        module.check(cfg)
+    except ConfigError as e:
+        raise ConfigError(f"{prefix}.{e}") from None
+    datasets = params.get("datasets") or {}
+    if cfg.dataset not in datasets:
+        raise ConfigError(
+            f"{prefix}.dataset={cfg.dataset!r} is not a dataset in params.yaml; "
+            f"defined datasets: {', '.join(sorted(datasets)) or '(none)'}. Add it under "
+            f"`datasets:` (e.g. `{cfg.dataset}: {{source: {cfg.dataset}}}`)."
+        )
+    return cfg
+
+
+def load(cfg: Any, data_dir: str | Path, *, check: bool = True) -> Any:
+    """The data of ``cfg.task`` read from ``data_dir`` and, with ``check``, checked against
+    ``cfg`` (held-out classes exist, ...): the checks that need the data, which ``train@`` runs
+    before any MLflow run exists (``embed@`` and ``evaluate@`` come after it and skip them)."""
+    task = get(cfg.task)
+    data = task.load_data(Path(data_dir))
+    if check:
+        task.check_data(cfg, data)
+    return data
+
+
 def train(
     cfg: Any,
-    data_dir: str | Path,
+    data: Any,
     *,
     checkpoint_dir: str | Path,
     fingerprint: str | None = None,
@@ -132,32 +197,68 @@ def train(
     progress: bool = False,
     desc: str = "",
 ) -> Trained:
-    """Load the data of ``cfg.task``, check it against ``cfg``, and train: the model, its spec
-    and the history. ``checkpoint_dir`` holds the resumable checkpoint (a fresh folder never
-    resumes)."""
-    task = get(cfg.task)
-    data = task.load_data(Path(data_dir))
-    task.check_data(cfg, data)
-    return task.train(
-        cfg,
-        data,
-        checkpoint_dir=Path(checkpoint_dir),
-        fingerprint=fingerprint,
-        on_epoch_end=on_epoch_end,
-        progress=progress,
-        desc=desc,
-    )
+    """Train ``cfg`` (or fit its baseline): the model, its spec and the history. ``data`` is what
+    :func:`load` returns, or a data folder, which is loaded and checked first.
+    ``checkpoint_dir`` holds the resumable checkpoint (a fresh folder never resumes)."""
+    if isinstance(data, str | Path):
+        data = load(cfg, data)
+    options = TrainOptions(Path(checkpoint_dir), fingerprint, on_epoch_end, progress, desc)
+    return get(cfg.task).train(cfg, data, options)
 
 
-def fit_embedder_task(
-    task: Any,
+def example_input(cfg: Any, data: Any) -> Any:
+    """A small batch in the exported model's input form (the MLflow model signature)."""
+    return get(cfg.task).example_input(data)
+
+
+def load_model(cfg: Any, model_dir: str | Path) -> tuple[Any, dict[str, Any]]:
+    """The model ``train`` exported to ``model_dir``, and its spec."""
+    return get(cfg.task).load_model(Path(model_dir))
+
+
+def embed(cfg: Any, model: Any, data: Any, device: Any) -> dict[str, Any]:
+    """What the ``embed`` stage writes: the task's arrays (embeddings, disparity maps, ...)."""
+    return get(cfg.task).embed(cfg, model, data, device)
+
+
+def evaluate(
+    cfg: Any, arrays: Mapping[str, Any], data: Any, figures_dir: str | Path, name: str
+) -> Evaluation:
+    """Metrics, curves and figures of experiment ``name`` from what :func:`embed` wrote."""
+    return get(cfg.task).evaluate(cfg, dict(arrays), data, Path(figures_dir), name)
+
+
+def run(
     cfg: Any,
-    checkpoint_dir: Path,
-    fingerprint: str | None,
-    on_epoch_end: Callable[[dict[str, float]], None] | None,
-    progress: bool,
-    desc: str,
-) -> Trained:
+    data_dir: str | Path,
+    workdir: str | Path,
+    *,
+    name: str = "experiment",
+    progress: bool = False,
+) -> dict[str, float]:
+    """Train, embed and evaluate ``cfg`` on ``data_dir`` in one call; return the metrics.
+
+    The stages' path without DVC or MLflow: the model is saved to ``<workdir>/model/model.pt``
+    and loaded back the way the ``embed`` stage loads it, so the metrics are those the pipeline
+    computes for the same config; figures go to ``<workdir>/figures``. For tests and notebooks.
+    """
+    from simlearn.engine import pick_device
+    from simlearn.models import save_model
+
+    workdir = Path(workdir)
+    data = load(cfg, data_dir)
+    trained = train(cfg, data, checkpoint_dir=workdir / "checkpoint", progress=progress, desc=name)
+    model_dir = workdir / "model"
+    model_dir.mkdir(parents=True, exist_ok=True)
+    save_model(model_dir / "model.pt", trained.model, trained.spec)
+    model, _ = load_model(cfg, model_dir)
+    arrays = embed(cfg, model, data, pick_device(cfg.train.device))
+    figures = workdir / "figures"
+    figures.mkdir(parents=True, exist_ok=True)
+    return evaluate(cfg, arrays, data, figures, name).metrics
+
+
+def fit_embedder_task(task: Any, cfg: Any, options: TrainOptions) -> Trained:
     """Run the one engine on an engine ``Task`` whose ``embedder`` and ``spec`` are exported."""
     from simlearn.engine import fit
 
@@ -165,10 +266,10 @@ def fit_embedder_task(
         task,
         cfg.train,
         seed=cfg.seed,
-        checkpoint_dir=checkpoint_dir,
-        fingerprint=fingerprint or "",
-        on_epoch_end=on_epoch_end,
-        progress=progress,
-        desc=desc or cfg.task,
+        checkpoint_dir=options.checkpoint_dir,
+        fingerprint=options.fingerprint or "",
+        on_epoch_end=options.on_epoch_end,
+        progress=options.progress,
+        desc=options.desc or cfg.task,
     )
     return Trained(task.embedder, task.spec, result.history, result.device, result.samples_per_s)

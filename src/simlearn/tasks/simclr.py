@@ -6,7 +6,8 @@ an optional MLP projection head g maps the embeddings to the space where NT-Xent
 each view must pick its sibling out of the other 2N - 2 views of the batch. Labels are not used
 for training; they are used only to monitor retrieval mAP on the validation split, as in the
 metric task. After training g is thrown away: ``model.pt`` holds f alone, and evaluation (kNN,
-linear probe, retrieval mAP) runs on f's embeddings.
+linear probe, retrieval mAP) runs on f's embeddings. The engine task is
+:class:`simlearn.training.simclr.SimCLRTask`.
 
 ``holdout_classes`` works as in the metric task: those classes' images are removed from training.
 """
@@ -21,19 +22,23 @@ import numpy as np
 from simlearn.config import DEEP_MODELS, AugmentConfig, ConfigError, ExperimentConfig
 from simlearn.data.image_dataset import ImageDataset, check_holdout, load_image_dataset
 from simlearn.evaluation.protocol import KEY_METRICS
-from simlearn.tasks import Evaluation, Trained, fit_embedder_task
+from simlearn.tasks import Evaluation, Trained, TrainOptions, fit_embedder_task
+from simlearn.training import image_embedder
+from simlearn.training.simclr import SimCLRTask
 
 # torch, the engine and the models are imported where they are used, so that loading params
 # (check_params, report) does not pay for them
 if TYPE_CHECKING:
-    import torch
     from torch import nn
 
-    from simlearn.models import Embedder
+__all__ = ["Config", "KEY_METRICS", "check", "check_data", "embed", "evaluate"]
 
-__all__ = ["Config", "KEY_METRICS", "SimCLRTask", "check", "check_data", "embed", "evaluate"]
+# ----------------------------------------------------------------------------- config
 
 Config = ExperimentConfig
+
+
+# ----------------------------------------------------------------------------- check
 
 
 def check(cfg: ExperimentConfig) -> None:
@@ -52,17 +57,7 @@ def check(cfg: ExperimentConfig) -> None:
         )
 
 
-def describe(cfg: ExperimentConfig) -> dict[str, Any]:
-    """Labels for the report and the MLflow tags; ``unused``: sections this experiment ignores."""
-    return {
-        "description": "NT-Xent (Chen et al. 2020), labels unused: "
-        "-log(exp(sim(z_i, z_j)/T) / sum_(k != i) exp(sim(z_i, z_k)/T)) per view",
-        "model": cfg.model.name,
-        "loss": cfg.loss.name,
-        "baseline": False,
-        "unused": (),
-    }
-
+# ----------------------------------------------------------------------------- load
 
 load_data = load_image_dataset
 
@@ -81,31 +76,20 @@ def check_data(cfg: ExperimentConfig, ds: ImageDataset) -> None:
         )
 
 
-def train(
-    cfg: ExperimentConfig,
-    ds: ImageDataset,
-    *,
-    checkpoint_dir: Path,
-    fingerprint: str | None = None,
-    on_epoch_end: Any = None,
-    progress: bool = False,
-    desc: str = "",
-) -> Trained:
+# ----------------------------------------------------------------------------- train
+
+
+def train(cfg: ExperimentConfig, ds: ImageDataset, options: TrainOptions) -> Trained:
     """Train f and g with NT-Xent; export f alone (the projection head is dropped)."""
     task = SimCLRTask(cfg, ds)
-    return fit_embedder_task(task, cfg, checkpoint_dir, fingerprint, on_epoch_end, progress, desc)
+    return fit_embedder_task(task, cfg, options)
 
 
-def example_input(ds: ImageDataset) -> np.ndarray:
-    from simlearn.models import to_input
-
-    return to_input(ds.images[ds.indices("train")[:2]]).numpy()
+example_input = image_embedder.example_input
+load_model = image_embedder.load_model
 
 
-def load_model(model_dir: Path) -> tuple[nn.Module, dict]:
-    from simlearn.models import load_model as _load
-
-    return _load(Path(model_dir) / "model.pt")
+# ----------------------------------------------------------------------------- embed
 
 
 def embed(cfg: ExperimentConfig, model: nn.Module, ds: ImageDataset, device: Any) -> dict:
@@ -121,9 +105,10 @@ def embed(cfg: ExperimentConfig, model: nn.Module, ds: ImageDataset, device: Any
     return arrays
 
 
+# ----------------------------------------------------------------------------- evaluate
+
 #: the frozen-encoder protocol of the SimCLR benchmarks, for the trained and the random encoder
 _FROZEN = ("map", "linear_probe_accuracy", "weighted_knn_accuracy", "knn_accuracy")
-KEY_METRICS = KEY_METRICS + ("weighted_knn_accuracy",) + tuple(f"random_init_{k}" for k in _FROZEN)
 
 
 def weighted_knn(arrays: dict, emb: np.ndarray) -> float:
@@ -159,67 +144,18 @@ def evaluate(
     return Evaluation(metrics, curves, figures, summary)
 
 
-class SimCLRTask:
-    """Random batches, two views per image, NT-Xent; validation as in the metric task."""
+# ----------------------------------------------------------------------------- report
 
-    def __init__(self, cfg: ExperimentConfig, ds: ImageDataset) -> None:
-        check(cfg)
-        from simlearn.augment import view_kwargs
-        from simlearn.data.image_dataset import DeviceImages
-        from simlearn.data.samplers import RandomBatchSampler
-        from simlearn.losses import NTXentLoss
-        from simlearn.models.embedder import new_embedder
-        from simlearn.models.projection import SimCLRModel
+KEY_METRICS = KEY_METRICS + ("weighted_knn_accuracy",) + tuple(f"random_init_{k}" for k in _FROZEN)
 
-        self.cfg = cfg
-        self.ds = ds
-        holdout = check_holdout(cfg.holdout_classes, ds)
-        self.train_idx = ds.indices("train", exclude=holdout)
-        if len(self.train_idx) < 2:
-            raise ValueError("the training split has fewer than 2 images after holdout_classes")
-        embedder, self.spec = new_embedder(cfg.model, ds.images[self.train_idx], cfg.seed)
-        self.model = SimCLRModel(embedder, cfg.model.embedding_dim, cfg.model.projection_dim)
-        self._images = DeviceImages(ds.images)
-        s = cfg.sampler
-        self.sampler = RandomBatchSampler(
-            len(self.train_idx), s.batch_size, cfg.seed, s.steps_per_epoch
-        )
-        self.criterion = NTXentLoss(temperature=cfg.loss.temperature)
-        self._view_args: dict[str, Any] = view_kwargs(cfg.augment or AugmentConfig())
 
-    @property
-    def embedder(self) -> Embedder:
-        return self.model.embedder
-
-    def batches(self, epoch: int, rank: int = 0, world_size: int = 1):
-        for rows, view_seed in self.sampler.epoch(epoch, rank, world_size):
-            yield self.train_idx[rows], view_seed
-
-    def views(
-        self, rows: np.ndarray, view_seed: int, device: torch.device
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Two random views (B, C, H, W) in [0, 1] of dataset rows, fixed by ``view_seed``."""
-        import torch
-
-        from simlearn.augment import random_view
-
-        x = self._images(rows, device)
-        g = torch.Generator().manual_seed(view_seed)
-        return random_view(x, g, **self._view_args), random_view(x, g, **self._view_args)
-
-    def loss(self, model: nn.Module, batch: Any, device: torch.device) -> tuple[torch.Tensor, int]:
-        import torch
-
-        from simlearn.engine import gather_across_ranks
-
-        rows, view_seed = batch
-        v1, v2 = self.views(rows, view_seed, device)
-        z = model(torch.cat([v1, v2])).float()  # one pass: BN sees both views together
-        # under torchrun every rank's views are negatives too: one global batch, as in the paper
-        z1, z2 = gather_across_ranks(z[: len(rows)]), gather_across_ranks(z[len(rows) :])
-        return self.criterion(z1, z2), len(rows)
-
-    def validate(self, model: nn.Module, device: torch.device) -> dict[str, float]:
-        from simlearn.evaluation.protocol import validation_retrieval
-
-        return validation_retrieval(self.cfg, self.ds, model.embedder, device)
+def describe(cfg: ExperimentConfig) -> dict[str, Any]:
+    """Labels for the report and the MLflow tags; ``unused``: sections this experiment ignores."""
+    return {
+        "description": "NT-Xent (Chen et al. 2020), labels unused: "
+        "-log(exp(sim(z_i, z_j)/T) / sum_(k != i) exp(sim(z_i, z_k)/T)) per view",
+        "model": cfg.model.name,
+        "loss": cfg.loss.name,
+        "baseline": False,
+        "unused": (),
+    }

@@ -3,7 +3,8 @@ LeCun 2016, https://arxiv.org/abs/1510.05970), and its classical baselines.
 
 - ``model.method: learned`` trains :class:`~simlearn.models.patchnet.PatchNet` on triplets of 9x9
   patches (:mod:`simlearn.stereo.sampling`) with the triplet hinge on dot products of the
-  normalised embeddings, in the one training loop :func:`simlearn.engine.fit`;
+  normalised embeddings, in the one training loop :func:`simlearn.engine.fit` (the engine task
+  is :class:`simlearn.training.stereo.PatchTripletTask`);
 - ``ncc`` (raw 9x9 normalised cross-correlation) and ``sgbm`` (OpenCV StereoSGBM) fit nothing;
   they still export a ``model.pt`` that :func:`load_model` rebuilds.
 
@@ -24,198 +25,25 @@ The split is honest:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from simlearn.config import ConfigError, TrainConfig, to_dict
+from simlearn.config import ConfigError
+from simlearn.config.stereo import Config
 from simlearn.data.stereo_dataset import StereoDataset
-from simlearn.tasks import Evaluation, Trained
+from simlearn.tasks import Evaluation, Trained, TrainOptions, fit_embedder_task
 
 if TYPE_CHECKING:  # torch and pandas load where used: reading params stays fast
     import pandas as pd
     import torch
     from torch import nn
 
-#: model.method values (simlearn.stereo.matcher.METHODS, kept here so params load without torch)
-METHODS = ("learned", "ncc", "sgbm")
 
-KEY_METRICS = ("accuracy_3px", "wta_accuracy_3px", "accuracy_1px", "d1", "epe", "density")
-
-#: the reference ablation (Zbontar & LeCun 2016, KITTI, accuracy at 3 px without
-#: post-processing): (colour, batch norm) -> (train, test)
-REFERENCE_ABLATION = {
-    (False, False): (0.8499, 0.8232),
-    (False, True): (0.7451, 0.7161),
-    (True, False): (0.8550, 0.8284),
-    (True, True): (0.7440, 0.7133),
-}
-
-# region codes of the ``region/<pair>`` arrays that embed writes
-UNUSED, TRAIN, TEST = 0, 1, 2
-
-
-# ----------------------------------------------------------------------------- config
-
-
-@dataclass(frozen=True)
-class StereoModelConfig:
-    method: str = "learned"  # learned (MC-CNN fast) | ncc (raw 9x9 NCC) | sgbm (OpenCV)
-    colour: bool = False  # learned, ncc: colour patches instead of grey
-    batch_norm: bool = False  # learned: BatchNorm after every convolution but the last
-    features: int = 64  # learned: maps per layer (64 in the paper)
-    layers: int = 4  # learned: 3x3 convolutions; 4 gives the paper's 9x9 receptive field
-    inference_dtype: str = "bfloat16"  # learned: network precision at inference (bf16: 2x on CPU)
-    block_size: int = 5  # sgbm: matching block
-    sgbm_p1: int = 8  # sgbm: P1 = sgbm_p1 * channels * block_size**2 (OpenCV's advice)
-    sgbm_p2: int = 32  # sgbm: P2 likewise
-    uniqueness: int = 10  # sgbm: uniqueness ratio (%); 0 = off
-    disp12_max_diff: int = 1  # sgbm: left-right check tolerance; -1 = off
-
-    def __post_init__(self) -> None:
-        _one_of("method", self.method, METHODS)
-        _one_of("inference_dtype", self.inference_dtype, ("float32", "bfloat16"))
-        _at_least("features", self.features, 1)
-        _at_least("layers", self.layers, 1)
-        if self.block_size < 1 or self.block_size % 2 == 0:
-            raise ConfigError(f"block_size={self.block_size!r}: must be odd and >= 1")
-        _at_least("sgbm_p1", self.sgbm_p1, 0)
-        if self.sgbm_p2 < self.sgbm_p1:
-            raise ConfigError(f"sgbm_p2={self.sgbm_p2!r}: must be >= sgbm_p1 ({self.sgbm_p1})")
-        _at_least("uniqueness", self.uniqueness, 0)
-
-
-@dataclass(frozen=True)
-class PatchSamplerConfig:
-    batch_size: int = 256  # triplets per step (rows_per_step = 0)
-    steps_per_epoch: int = 100
-    pos_offset: int = 1  # |o_pos| <= pos_offset
-    neg_low: int = 4  # o_neg in [neg_low, neg_high], either side
-    neg_high: int = 10
-    # 0: batch_size random pixels per step, embedded as patches (the paper); k > 0: every anchor
-    # of k random training rows, embedded as whole-row strips (same patches, ~5x faster)
-    rows_per_step: int = 0
-    negatives: str = "one"  # one random offset per anchor | hardest: the most similar of all
-    # anchors only where the match is visible in the right view (occlusion derived from the
-    # ground truth): an occluded pixel's "positive" shows another surface
-    nonoccluded: bool = True
-
-    def __post_init__(self) -> None:
-        _at_least("batch_size", self.batch_size, 1)
-        _at_least("steps_per_epoch", self.steps_per_epoch, 1)
-        _at_least("rows_per_step", self.rows_per_step, 0)
-        _one_of("negatives", self.negatives, ("one", "hardest"))
-        _at_least("pos_offset", self.pos_offset, 0)
-        if self.neg_low <= self.pos_offset:
-            raise ConfigError(
-                f"neg_low={self.neg_low!r}: must be > pos_offset ({self.pos_offset}), or a "
-                "negative can be a positive"
-            )
-        if self.neg_high < self.neg_low:
-            raise ConfigError(f"neg_high={self.neg_high!r}: must be >= neg_low ({self.neg_low})")
-
-
-@dataclass(frozen=True)
-class StereoLossConfig:
-    name: str = "triplet"  # the hinge of simlearn.losses.TripletMarginLoss, distance "dot"
-    margin: float = 0.2
-
-    def __post_init__(self) -> None:
-        _one_of("name", self.name, ("triplet",))
-        _at_least("margin", self.margin, 0.0)
-
-
-@dataclass(frozen=True)
-class StereoSplitConfig:
-    holdout_rows: float = 0.3  # one-pair datasets: the bottom fraction of rows is the test block
-    row_gap: int = 20  # rows between the training rows and the test block (> the 9-pixel patch)
-
-    def __post_init__(self) -> None:
-        if not 0.0 < self.holdout_rows < 1.0:
-            raise ConfigError(f"holdout_rows={self.holdout_rows!r}: must be in (0, 1)")
-        _at_least("row_gap", self.row_gap, 0)
-
-
-@dataclass(frozen=True)
-class PostConfig:
-    sgm: bool = True  # semi-global matching over the costs
-    paths: int = 4  # 4 or 8
-    p1: float = 0.05  # SGM penalties, in cost units (cost = -cosine, in [-1, 1])
-    p2: float = 0.5
-    lr_check: bool = True
-    fill: bool = True  # fill the holes of the left-right check
-    border: bool = True  # fill: left-border pixels whose match is outside the right image
-    subpixel: bool = True
-    median: int = 5  # median filter size; 1 = off
-
-    def __post_init__(self) -> None:
-        _one_of("paths", self.paths, (4, 8))
-        _at_least("p1", self.p1, 0.0)
-        if self.p2 < self.p1:
-            raise ConfigError(f"p2={self.p2!r}: must be >= p1 ({self.p1})")
-        if self.median < 1 or self.median % 2 == 0:
-            raise ConfigError(f"median={self.median!r}: must be odd and >= 1 (1 = off)")
-
-
-@dataclass(frozen=True)
-class StereoEvalConfig:
-    train_pairs: int = 3  # datasets with training pairs: how many to evaluate for train accuracy
-    nonoccluded: bool = True  # also report noc_* metrics (occlusion derived from the ground truth)
-
-    def __post_init__(self) -> None:
-        _at_least("train_pairs", self.train_pairs, 0)
-
-
-@dataclass(frozen=True)
-class Config:
-    task: str
-    dataset: str
-    seed: int = 0
-    model: StereoModelConfig = field(default_factory=StereoModelConfig)
-    sampler: PatchSamplerConfig = field(default_factory=PatchSamplerConfig)
-    loss: StereoLossConfig = field(default_factory=StereoLossConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
-    split: StereoSplitConfig = field(default_factory=StereoSplitConfig)
-    post: PostConfig = field(default_factory=PostConfig)
-    eval: StereoEvalConfig = field(default_factory=StereoEvalConfig)
-
-    def __post_init__(self) -> None:
-        if self.task != "stereo":
-            raise ConfigError(f"task={self.task!r}: this Config belongs to task stereo")
-
-
-def _one_of(key: str, value: Any, allowed: tuple) -> None:
-    if value not in allowed:
-        raise ConfigError(f"{key}={value!r}: allowed: {', '.join(map(str, allowed))}")
-
-
-def _at_least(key: str, value: float, low: float) -> None:
-    if value < low:
-        raise ConfigError(f"{key}={value!r}: must be >= {low}")
-
-
-def describe(cfg: Config) -> dict[str, Any]:
-    """Labels for the report and the MLflow tags; ``unused``: sections this experiment ignores."""
-    m = cfg.model
-    learned = m.method == "learned"
-    if learned:
-        name = (
-            f"mccnn-fast ({'colour' if m.colour else 'grey'}, BN {'on' if m.batch_norm else 'off'})"
-        )
-    else:
-        name = {"ncc": "raw NCC 9x9", "sgbm": "OpenCV SGBM"}[m.method]
-    unused: tuple[str, ...] = () if learned else ("loss", "sampler", "train")
-    if m.method == "sgbm":
-        unused += ("post",)  # SGBM aggregates and filters itself
-    return {
-        "model": name,
-        "loss": f"triplet hinge, dot, margin {cfg.loss.margin:g}" if learned else "-",
-        "baseline": not learned,
-        "unused": unused,
-    }
+# ----------------------------------------------------------------------------- check
 
 
 def check(cfg: Config) -> None:
@@ -231,7 +59,10 @@ def check(cfg: Config) -> None:
         )
 
 
-# ----------------------------------------------------------------------------- data
+# ----------------------------------------------------------------------------- load
+
+# region codes of the ``region/<pair>`` arrays that embed writes
+UNUSED, TRAIN, TEST = 0, 1, 2
 
 
 def load_data(data_dir: Path) -> StereoDataset:
@@ -318,89 +149,19 @@ def training_anchors(cfg: Config, data: StereoDataset) -> list[tuple[int, tuple]
     return out
 
 
-# ----------------------------------------------------------------------------- training
+# ----------------------------------------------------------------------------- train
 
 
-def model_spec(cfg: Config, data: StereoDataset) -> dict[str, Any]:
-    from simlearn.stereo.matcher import num_disparities
+def train(cfg: Config, data: StereoDataset, options: TrainOptions) -> Trained:
+    """Train the patch network (``learned``), or build a baseline that fits nothing; either way
+    the exported model is the whole matcher (:func:`simlearn.training.stereo.build_matcher`)."""
+    from simlearn.training.stereo import PatchTripletTask, build_matcher, model_spec
 
-    m = cfg.model
-    return {
-        **to_dict(m),
-        "in_channels": data.channels,
-        "num_disp": max(num_disparities(float(x)) for x in data.manifest["max_disp"]),
-        "patch": 2 * m.layers + 1,
-    }
-
-
-def build_matcher(spec: Mapping[str, Any]) -> nn.Module:
-    """The exported model from its spec (see :class:`~simlearn.stereo.matcher.StereoMatcher`)."""
-    import torch
-
-    from simlearn.models.patchnet import PatchNet
-    from simlearn.stereo.matcher import StereoMatcher
-
-    net = None
-    if spec["method"] == "learned":
-        net = PatchNet(
-            spec["in_channels"],
-            spec["colour"],
-            spec["batch_norm"],
-            spec["features"],
-            spec["layers"],
-        )
-    sgbm = {
-        "block_size": spec["block_size"],
-        "p1_scale": spec["sgbm_p1"],
-        "p2_scale": spec["sgbm_p2"],
-        "uniqueness": spec["uniqueness"],
-        "disp12_max_diff": spec["disp12_max_diff"],
-    }
-    return StereoMatcher(
-        spec["method"],
-        net,
-        num_disp=spec["num_disp"],
-        colour=spec["colour"],
-        patch=spec["patch"],
-        sgbm=sgbm,
-        dtype=getattr(torch, spec["inference_dtype"]),
-    )
-
-
-def train(
-    cfg: Config,
-    data: StereoDataset,
-    *,
-    checkpoint_dir: Path,
-    fingerprint: str | None = None,
-    on_epoch_end: Callable[[dict[str, float]], None] | None = None,
-    progress: bool = False,
-    desc: str = "",
-) -> Trained:
-    """Train the patch network (``learned``), or build a baseline that fits nothing."""
-    spec = model_spec(cfg, data)
     if cfg.model.method != "learned":
+        spec = model_spec(cfg, data)
         return Trained.fitted(build_matcher(spec), spec)
-    import torch
-
-    from simlearn.engine import fit
-    from simlearn.stereo.training import PatchTripletTask
-
-    torch.manual_seed(cfg.seed)
     task = PatchTripletTask(cfg, data, training_anchors(cfg, data))
-    result = fit(
-        task,
-        cfg.train,
-        seed=cfg.seed,
-        checkpoint_dir=checkpoint_dir,
-        fingerprint=fingerprint or "",
-        on_epoch_end=on_epoch_end,
-        progress=progress,
-        desc=desc or "stereo",
-    )
-    matcher = build_matcher(spec)
-    matcher.net.load_state_dict(task.net.state_dict())  # type: ignore[union-attr]
-    return Trained(matcher.eval(), spec, result.history, result.device, result.samples_per_s)
+    return fit_embedder_task(task, cfg, options)
 
 
 def example_input(data: StereoDataset) -> np.ndarray:
@@ -415,13 +176,15 @@ def load_model(model_dir: Path) -> tuple[nn.Module, dict]:
     """``model_dir/model.pt`` as :func:`simlearn.models.save_model` writes it."""
     import torch
 
+    from simlearn.training.stereo import build_matcher
+
     blob = torch.load(Path(model_dir) / "model.pt", map_location="cpu", weights_only=True)
     model = build_matcher(blob["spec"])
     model.load_state_dict(blob["state_dict"])
     return model.eval(), blob["spec"]
 
 
-# ----------------------------------------------------------------------------- inference
+# ----------------------------------------------------------------------------- embed
 
 
 def post_processing(cfg: Config):
@@ -459,6 +222,9 @@ def embed(
     out["ids"] = np.asarray(ids)
     out["split"] = np.asarray(splits)
     return out
+
+
+# ----------------------------------------------------------------------------- evaluate
 
 
 def evaluate(
@@ -546,6 +312,38 @@ def evaluate(
 
 
 # ----------------------------------------------------------------------------- report
+
+KEY_METRICS = ("accuracy_3px", "wta_accuracy_3px", "accuracy_1px", "d1", "epe", "density")
+
+#: the reference ablation (Zbontar & LeCun 2016, KITTI, accuracy at 3 px without
+#: post-processing): (colour, batch norm) -> (train, test)
+REFERENCE_ABLATION = {
+    (False, False): (0.8499, 0.8232),
+    (False, True): (0.7451, 0.7161),
+    (True, False): (0.8550, 0.8284),
+    (True, True): (0.7440, 0.7133),
+}
+
+
+def describe(cfg: Config) -> dict[str, Any]:
+    """Labels for the report and the MLflow tags; ``unused``: sections this experiment ignores."""
+    m = cfg.model
+    learned = m.method == "learned"
+    if learned:
+        name = (
+            f"mccnn-fast ({'colour' if m.colour else 'grey'}, BN {'on' if m.batch_norm else 'off'})"
+        )
+    else:
+        name = {"ncc": "raw NCC 9x9", "sgbm": "OpenCV SGBM"}[m.method]
+    unused: tuple[str, ...] = () if learned else ("loss", "sampler", "train")
+    if m.method == "sgbm":
+        unused += ("post",)  # SGBM aggregates and filters itself
+    return {
+        "model": name,
+        "loss": f"triplet hinge, dot, margin {cfg.loss.margin:g}" if learned else "-",
+        "baseline": not learned,
+        "unused": unused,
+    }
 
 
 def ablation_table(experiments: Mapping[str, tuple[Config, Mapping[str, float]]]) -> pd.DataFrame:

@@ -81,6 +81,28 @@ def validate_dataset(
     return run_tables(tables, dataset=str(meta.get("name") or data_dir.name), kind=kind)
 
 
+def validate_sketchy_tree(root: Path) -> ValidationReport:
+    """Great Expectations on a raw Sketchy tree (:func:`simlearn.validation.sketch.tree_checks`),
+    before it is canonicalised; the report's dataset is the tree's folder name."""
+    return run_tables(sketch.tree_checks(Path(root)), dataset=Path(root).name, kind="sketchy_tree")
+
+
+#: raw layouts with a suite: layout name -> the function that validates a tree in it
+RAW_LAYOUTS = {"sketchy_tree": validate_sketchy_tree}
+
+
+def check_raw_tree(layout: str, root: Path) -> None:
+    """Validate the raw tree ``root`` in ``layout`` (a key of :data:`RAW_LAYOUTS`); raise
+    ``ValueError`` listing every failed expectation and the offending files. The download stage
+    passes this to :func:`simlearn.data.sources.build_dataset` as its ``check_raw``."""
+    if layout not in RAW_LAYOUTS:
+        raise ValueError(f"no suite for raw layout {layout!r}; known: {', '.join(RAW_LAYOUTS)}")
+    report = RAW_LAYOUTS[layout](root)
+    if not report.success:
+        what = "Sketchy tree" if layout == "sketchy_tree" else f"{layout} tree"
+        raise ValueError(f"the {what} under {root} is invalid:\n{report.failures_text()}")
+
+
 def read_meta(data_dir: Path) -> dict[str, Any]:
     """meta.json of a canonical dataset; its `kind` must be one of KINDS."""
     path = Path(data_dir) / META_FILE

@@ -12,9 +12,9 @@ Tables validated:
 The manifest `sha256` may be the digest of the file's bytes or of its decoded pixels (as PIL
 loads them); the recomputed `file_sha256` is whichever of the two the manifest records.
 
-`validate_sketchy_tree(root)` checks a raw tree in the Sketchy layout
+`tree_checks(root)` builds the checks of a raw tree in the Sketchy layout
 (`rendered_256x256/256x256/{photo,sketch}/tx_000000000000/<class>/`) before it is
-canonicalised, with one table:
+canonicalised (run by :func:`simlearn.validation.runner.validate_sketchy_tree`), with one table:
 - `tree`: one row per image file (`domain`, `class_name`, `file`), with whether its name parses
   (`<photo_id>.jpg|png` for photos, `<photo_id>-<k>.png` for sketches), whether a sketch's photo
   exists in the same class folder, and each photo's number of sketches.
@@ -316,11 +316,3 @@ def tree_checks(root: Path) -> list[TableCheck]:
             ["id"],
         ),
     ]
-
-
-def validate_sketchy_tree(root: Path) -> Any:
-    """Great Expectations on a raw Sketchy tree; returns a
-    :class:`~simlearn.validation.report.ValidationReport` (dataset = the tree's folder)."""
-    from simlearn.validation.runner import run_tables
-
-    return run_tables(tree_checks(Path(root)), dataset=Path(root).name, kind="sketchy_tree")

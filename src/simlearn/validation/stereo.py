@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 from great_expectations.expectations import Expectation
 
-from simlearn.evaluation.stereo import valid_ground_truth
+from simlearn.disparity import valid_ground_truth
 from simlearn.validation.common import (
     TableCheck,
     add_leakage_flags,

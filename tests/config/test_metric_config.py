@@ -1,13 +1,13 @@
+"""The sections of the metric and simclr tasks (simlearn.config.metric), loaded through
+experiment_config: types and ranges per section, then each task's rules across keys."""
+
+from __future__ import annotations
+
 import pytest
 
-from simlearn.config import (
-    ConfigError,
-    ExperimentConfig,
-    experiment_config,
-    flatten,
-    from_dict,
-    load_params,
-)
+from simlearn.config import ConfigError, from_dict
+from simlearn.config.metric import AugmentConfig, ExperimentConfig, ModelConfig
+from simlearn.tasks import experiment_config
 
 
 def params(**exp):
@@ -72,18 +72,8 @@ def test_missing_required_key():
         from_dict(ExperimentConfig, {"dataset": "digits"}, "experiments.e")
 
 
-def test_flatten():
-    assert flatten({"a": {"b": 1, "c": {"d": [1, 2]}}, "e": "x"}) == {
-        "a.b": 1,
-        "a.c.d": [1, 2],
-        "e": "x",
-    }
-
-
-def test_repo_params_load_and_validate():
-    p = load_params("params.yaml")
-    for name in p["experiments"]:
-        experiment_config(p, name)
+def test_shallow_models_are_the_fitted_ones():
+    assert ModelConfig(name="lda").shallow and not ModelConfig(name="resnet18").shallow
 
 
 SIMCLR = {"task": "simclr", "loss": {"name": "ntxent"}, "sampler": {"name": "random"}}
@@ -119,11 +109,18 @@ def test_simclr_sections_are_checked_across_keys(exp, expected):
     assert expected in str(e.value)
 
 
-def test_the_source_names_in_config_are_the_sources_registry():
-    from simlearn.config import SOURCE_NAMES, DatasetConfig
-    from simlearn.data import sources
-
-    assert SOURCE_NAMES == tuple(sources.SOURCES)
-    assert sources.DatasetConfig is DatasetConfig  # one class, defined in config.py
-    with pytest.raises(ConfigError, match=r"source='mnist6k': unknown source; allowed: digits"):
-        DatasetConfig(source="mnist6k")
+@pytest.mark.parametrize(
+    ("keys", "message"),
+    [
+        ({"grey_p": 1.5}, "grey_p=1.5: must be in [0, 1]"),
+        ({"contrast": 1.0}, "contrast=1.0: must be in [0, 1)"),
+        ({"jitter": 3.0}, "jitter=3.0: must be in [0, 2.5] (hue 0.2s <= 0.5)"),
+        ({"crop_scale_min": 0.0}, "must satisfy 0 < crop_scale_min <= crop_scale_max <= 1"),
+        ({"blur_sigma_min": 3.0}, "blur_sigma_max=2.0: must be >= blur_sigma_min (3.0) >= 0"),
+    ],
+)
+def test_augment_ranges(keys, message):
+    AugmentConfig(grey_p=1.0, contrast=0.99, jitter=2.5)  # the closed ends are allowed
+    with pytest.raises(ConfigError) as e:
+        AugmentConfig(**keys)
+    assert message in str(e.value)

@@ -1,7 +1,8 @@
-"""Training of the MC-CNN fast patch network: what :func:`simlearn.engine.fit` needs (the
-engine's ``Task``): triplet batches of 9x9 patches (:mod:`simlearn.stereo.sampling`), the triplet
-hinge on dot products of the normalised embeddings (:class:`~simlearn.losses.TripletMarginLoss`
-with ``distance="dot"``), and patch-level triplet accuracy as the cheap validation figure.
+"""The stereo task's engine task: training of the MC-CNN fast patch network, what
+:func:`simlearn.engine.fit` needs (the engine's ``Task``): triplet batches of 9x9 patches
+(:mod:`simlearn.stereo.sampling`), the triplet hinge on dot products of the normalised
+embeddings (:class:`~simlearn.losses.TripletMarginLoss` with ``distance="dot"``), and
+patch-level triplet accuracy as the cheap validation figure.
 
 A batch of whole rows (``sampler.rows_per_step > 0``) is embedded as 9-row strips of both views,
 without padding: column ``j`` of a strip's embedding is exactly the embedding of the 9x9 patch
@@ -13,30 +14,89 @@ accuracy at 3 px on the motorcycle pair (2 CPU cores, seed 0, train stage wall t
 - 10,000 such steps: 0.9007 (736 s);
 - 600 steps of 2 whole rows, the hardest of the 14 negatives: 0.8973 (39 s);
 - 1,000 such steps: 0.8991 (68 s, machine shared).
+
+The exported model is the whole matcher (:func:`build_matcher` from :func:`model_spec`), the
+trained network inside: what the baselines (``ncc``, ``sgbm``) export too, with no network.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from torch import nn
 
+from simlearn.config import to_dict
 from simlearn.data.stereo_dataset import StereoDataset
 from simlearn.losses import TripletMarginLoss
 from simlearn.models.patchnet import PatchNet
-from simlearn.stereo.matcher import image_tensor
+from simlearn.stereo.matcher import StereoMatcher, image_tensor, num_disparities
 from simlearn.stereo.sampling import TripletPatchSampler, gather_patches
+
+if TYPE_CHECKING:
+    from simlearn.config.stereo import Config
+
+__all__ = ["PatchTripletTask", "build_matcher", "model_spec"]
+
+
+def model_spec(cfg: Config, data: StereoDataset) -> dict[str, Any]:
+    """What :func:`build_matcher` needs, saved in ``model.pt``: ``cfg.model``'s keys, the input
+    channels, the disparities searched (enough for every pair of ``data``) and the patch side."""
+    m = cfg.model
+    return {
+        **to_dict(m),
+        "in_channels": data.channels,
+        "num_disp": max(num_disparities(float(x)) for x in data.manifest["max_disp"]),
+        "patch": 2 * m.layers + 1,
+    }
+
+
+def build_matcher(spec: Mapping[str, Any]) -> StereoMatcher:
+    """The exported model from its spec (see :class:`~simlearn.stereo.matcher.StereoMatcher`);
+    ``learned``: a freshly initialised network inside."""
+    net = None
+    if spec["method"] == "learned":
+        net = PatchNet(
+            spec["in_channels"],
+            spec["colour"],
+            spec["batch_norm"],
+            spec["features"],
+            spec["layers"],
+        )
+    sgbm = {
+        "block_size": spec["block_size"],
+        "p1_scale": spec["sgbm_p1"],
+        "p2_scale": spec["sgbm_p2"],
+        "uniqueness": spec["uniqueness"],
+        "disp12_max_diff": spec["disp12_max_diff"],
+    }
+    return StereoMatcher(
+        spec["method"],
+        net,
+        num_disp=spec["num_disp"],
+        colour=spec["colour"],
+        patch=spec["patch"],
+        sgbm=sgbm,
+        dtype=getattr(torch, spec["inference_dtype"]),
+    )
 
 
 class PatchTripletTask:
     """The engine's view of MC-CNN training: triplet batches of 9x9 patches, the triplet hinge on
-    dot products, and patch-level triplet accuracy as the validation figure."""
+    dot products, and patch-level triplet accuracy as the validation figure.
 
-    def __init__(self, cfg: Any, data: StereoDataset, anchors: list[tuple[int, tuple]]) -> None:
+    ``anchors``: (pair index, (y, x, d)) of every pair with training pixels, as
+    :func:`simlearn.tasks.stereo.training_anchors` chooses them. The network's initial weights
+    come from ``cfg.seed``.
+    """
+
+    def __init__(self, cfg: Config, data: StereoDataset, anchors: list[tuple[int, tuple]]) -> None:
         m = cfg.model
         self.cfg = cfg
+        self.spec = model_spec(cfg, data)
+        torch.manual_seed(cfg.seed)
         self.net = PatchNet(data.channels, m.colour, m.batch_norm, m.features, m.layers)
         self.model: nn.Module = _TrainView(self.net)  # what the engine trains
         self.pairs = [i for i, _ in anchors]
@@ -60,6 +120,13 @@ class PatchTripletTask:
         self._check = self.sampler.draw(
             np.random.default_rng([cfg.seed, 2**31 - 1]), 4096, negatives="one"
         )
+
+    @property
+    def embedder(self) -> StereoMatcher:
+        """The model to export: the matcher of :attr:`spec` with the trained network's weights."""
+        matcher = build_matcher(self.spec)
+        matcher.net.load_state_dict(self.net.state_dict())  # type: ignore[union-attr]
+        return matcher.eval()
 
     def _prepare(self, image: np.ndarray) -> torch.Tensor:
         return self.net.prepare(image_tensor(image))[0]  # (c, H, W) standardised per image

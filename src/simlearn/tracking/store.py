@@ -1,0 +1,316 @@
+"""The MLflow tracking store: where runs go, whether the store works, how experiments are laid out.
+
+- Tracking URI: ``MLFLOW_TRACKING_URI`` when set, else ``sqlite:///<absolute repo root>/mlflow.db``,
+  so ``dvc repro``, ``dvc exp run`` (queued runs execute in temporary copies of the repo) and the
+  tests all land in one store. Artifacts of that local store go to ``<repo root>/mlartifacts``.
+  The store is checked before its first use (:func:`check_store`): a broken, unwritable or
+  unreachable store fails within seconds with an error naming the URI and the fix, instead of
+  MLflow's minutes of retries.
+- Layout (``tracking.experiment_per`` in params.yaml, :class:`TrackingConfig`): one MLflow
+  experiment per **dataset** by default, so every run on the same data sits in one runs table;
+  ``experiment`` gives one MLflow experiment per params key instead. Either way an MLflow run is
+  one training of one params experiment (:mod:`simlearn.tracking.runs`).
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import mlflow
+from mlflow.tracking import MlflowClient
+
+from simlearn.config import ConfigError, from_dict
+
+_QUEUE_DIR = "/.dvc/tmp/exps/"
+
+# MLflow 3.x opens an experiment on its GenAI pages unless this tag says model training.
+EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
+UI_RUNS_VIEW = "workflowType=machine_learning"  # URL parameter: open the runs table
+
+STORE_TIMEOUT_S = 5.0  # per check of the tracking store; the whole check stays well under 15 s
+
+
+# ----------------------------------------------------------------------------- configuration
+
+
+LAYOUTS = ("dataset", "experiment")
+
+
+@dataclass(frozen=True)
+class TrackingConfig:
+    """The ``tracking:`` section of params.yaml."""
+
+    # dataset: one MLflow experiment per dataset (every run on the same data is one runs table,
+    # runs named by their params key) | experiment: one MLflow experiment per params key
+    experiment_per: str = "dataset"
+
+    def __post_init__(self) -> None:
+        if self.experiment_per not in LAYOUTS:
+            raise ConfigError(
+                f"experiment_per={self.experiment_per!r}: allowed values are "
+                f"{', '.join(map(repr, LAYOUTS))}"
+            )
+
+
+def config(params: Mapping[str, Any]) -> TrackingConfig:
+    """The validated ``tracking:`` section of a whole params mapping (defaults when absent)."""
+    return from_dict(TrackingConfig, params.get("tracking"), "tracking")
+
+
+def experiment_name(key: str, dataset: str, layout: str = "dataset") -> str:
+    """The MLflow experiment a run of params experiment ``key`` on ``dataset`` belongs to."""
+    if layout not in LAYOUTS:
+        allowed = ", ".join(map(repr, LAYOUTS))
+        raise ConfigError(f"tracking.experiment_per={layout!r}: allowed values are {allowed}")
+    return dataset if layout == "dataset" else key
+
+
+# ----------------------------------------------------------------------------- the store
+
+
+class TrackingStoreError(RuntimeError):
+    """The tracking store cannot be used; the message names the URI, the cause and the fix."""
+
+
+def repo_root(start: str | Path | None = None) -> Path:
+    """The project root: the nearest folder at or above ``start`` (default: cwd) with dvc.yaml.
+
+    ``dvc exp run --queue`` executes in a temporary copy under ``<root>/.dvc/tmp/exps/``; runs
+    made there belong to the user's store at ``<root>``, so that prefix is stripped first.
+    """
+    here = Path(start or os.getcwd()).resolve()
+    text = here.as_posix()
+    if _QUEUE_DIR in text:
+        here = Path(text.split(_QUEUE_DIR)[0])
+    for folder in (here, *here.parents):
+        if (folder / "dvc.yaml").exists():
+            return folder
+    return here
+
+
+def tracking_uri(root: str | Path | None = None) -> str:
+    uri = os.environ.get("MLFLOW_TRACKING_URI")
+    if uri:
+        return uri
+    return f"sqlite:///{repo_root(root) / 'mlflow.db'}"
+
+
+def configure(root: str | Path | None = None) -> str:
+    """Point MLflow's process-wide calls (model logging, registry) at the store; its URI."""
+    uri = tracking_uri(root)
+    user_set = "MLFLOW_TRACKING_URI" in os.environ
+    mlflow.set_tracking_uri(uri)
+    if not user_set:  # MLflow exports it; the rule above must keep seeing "not set by the user"
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+    return uri
+
+
+_CLIENTS: dict[str, MlflowClient] = {}
+
+
+def get_client() -> MlflowClient:
+    """The client of the store at :func:`tracking_uri`, checked (:func:`check_store`) once."""
+    uri = configure()
+    if _CLIENTS.get(uri) is None:  # opening a store (a database, a server) is not free
+        check_store(uri)
+        _CLIENTS[uri] = MlflowClient(tracking_uri=uri)
+    return _CLIENTS[uri]
+
+
+def check_store(uri: str, timeout: float = STORE_TIMEOUT_S) -> None:
+    """Fail fast, naming ``uri`` and the fix, when the tracking store cannot be used.
+
+    MLflow itself retries an unreachable server for minutes (7 retries, exponential backoff,
+    120 s timeout per request) and reports a locked or corrupt database without the URI. Checked
+    here: SQLite (the folder can be created, the file is a database, a write transaction can
+    start within ``timeout``), ``file:`` folders (writable), and HTTP(S) servers (``/health``
+    answers within ``timeout``, no retry). Other schemes (PostgreSQL, MySQL, Databricks) are
+    left to MLflow.
+    """
+    scheme = urllib.parse.urlparse(uri).scheme.lower()
+    if scheme == "sqlite":
+        _check_sqlite(uri, timeout)
+    elif scheme in ("http", "https"):
+        _check_http(uri, timeout)
+    elif scheme in ("", "file"):
+        path = urllib.parse.urlparse(uri).path if scheme == "file" else uri
+        _check_folder(uri, Path(path))
+
+
+_FIX = (
+    "Fix: {what}, or log elsewhere: export MLFLOW_TRACKING_URI=sqlite:///<a writable folder>/"
+    "mlflow.db (or http://<host>:<port> of a running `mlflow server`)."
+)
+
+
+def _store_error(uri: str, problem: str, what: str) -> TrackingStoreError:
+    return TrackingStoreError(f"MLflow tracking store {uri}: {problem}. " + _FIX.format(what=what))
+
+
+def _check_sqlite(uri: str, timeout: float) -> None:
+    from sqlalchemy.engine import make_url
+
+    database = make_url(uri).database
+    if not database or database == ":memory:":
+        return
+    path = Path(database)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise _store_error(
+            uri,
+            f"cannot create its folder {path.parent} ({e.strerror or e})",
+            f"create {path.parent} as a writable folder",
+        ) from None
+    if path.is_dir():
+        raise _store_error(uri, f"{path} is a folder, not a database file", f"remove {path}")
+    try:
+        con = sqlite3.connect(
+            f"file:{urllib.parse.quote(str(path))}?mode=rwc", uri=True, timeout=timeout
+        )
+    except sqlite3.Error as e:
+        raise _store_error(
+            uri, f"{path} is not writable (cannot open it: {e})", f"make {path} writable"
+        ) from None
+    try:
+        con.execute("PRAGMA schema_version").fetchone()  # reads the header: is it a database?
+        con.execute("BEGIN IMMEDIATE")  # takes the write lock: can we write, is it free?
+        con.rollback()
+    except sqlite3.DatabaseError as e:
+        msg = str(e)
+        if "locked" in msg or "busy" in msg:
+            raise _store_error(
+                uri,
+                f"{path} stayed locked by another process for {timeout:.0f} s",
+                "stop the process that holds it (`fuser " + str(path) + "`)",
+            ) from None
+        if "readonly" in msg or "read-only" in msg or "unable to open" in msg:
+            raise _store_error(
+                uri, f"{path} is not writable ({msg})", f"make {path} and its folder writable"
+            ) from None
+        raise _store_error(
+            uri,
+            f"{path} is not a usable SQLite database ({msg})",
+            f"move {path} aside (MLflow creates a new one) or restore it from a backup",
+        ) from None
+    finally:
+        con.close()
+
+
+def _check_http(uri: str, timeout: float) -> None:
+    url = uri.rstrip("/") + "/health"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as r:  # noqa: S310 (http/https only)
+            r.read(64)
+    except urllib.error.HTTPError as e:
+        raise _store_error(
+            uri,
+            f"GET {url} answered HTTP {e.code} {e.reason}",
+            "check that the URI is an MLflow tracking server (`mlflow server`)",
+        ) from None
+    except (urllib.error.URLError, OSError) as e:
+        reason = getattr(e, "reason", e)
+        raise _store_error(
+            uri,
+            f"no answer from {url} within {timeout:.0f} s ({reason})",
+            "start the server (`mlflow server --host <host> --port <port>`) or correct the URI",
+        ) from None
+
+
+def _check_folder(uri: str, path: Path) -> None:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".write-check-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        raise _store_error(
+            uri, f"cannot write to {path} ({e.strerror or e})", f"make {path} writable"
+        ) from None
+
+
+# ----------------------------------------------------------------------------- experiments
+
+
+def _experiment_description(name: str, dataset: str, layout: str) -> str:
+    held = (
+        f"every simlearn training on dataset `{dataset}`"
+        if layout == "dataset"
+        else f"every training of params experiment `{name}` (dataset `{dataset}`)"
+    )
+    return (
+        f"{held}: one run per training of an `experiments:` entry of params.yaml, named by its "
+        "key. Tags task, loss, model and params_key group and filter the runs; "
+        "`tags.latest = 'true'` keeps the newest finished run of each key. Each run holds its "
+        "params, per-epoch training curves, evaluation metrics (map, map_at_r, precision_at_1, "
+        "roc_auc, ...), figures, the dataset input and the model, registered under its key."
+    )
+
+
+def ensure_experiment(name: str, root: Path, dataset: str = "", layout: str = "dataset") -> str:
+    """The id of MLflow experiment ``name``, created (or completed) with the project's tags."""
+    client = get_client()
+    exp = client.get_experiment_by_name(name)
+    if exp is None:
+        artifact_location = _artifact_location(tracking_uri(root), name)
+        try:
+            return client.create_experiment(
+                name,
+                artifact_location=artifact_location,
+                tags={
+                    EXPERIMENT_KIND[0]: EXPERIMENT_KIND[1],
+                    "mlflow.note.content": _experiment_description(name, dataset, layout),
+                    "dataset": dataset,
+                },
+            )
+        except mlflow.exceptions.MlflowException:
+            exp = client.get_experiment_by_name(name)  # created meanwhile by a parallel stage
+            if exp is None:
+                raise
+    wanted = {
+        EXPERIMENT_KIND[0]: EXPERIMENT_KIND[1],  # experiments made before this tag existed
+        "mlflow.note.content": _experiment_description(name, dataset, layout),
+    }
+    for k, v in wanted.items():
+        if exp.tags.get(k) != v:
+            client.set_experiment_tag(exp.experiment_id, k, v)
+    return exp.experiment_id
+
+
+def _artifact_location(uri: str, name: str) -> str | None:
+    """``<database folder>/mlartifacts/<name>`` for a SQLite store; the server's choice else.
+
+    MLflow's default for SQLite is ``./mlruns`` under the working directory, which for a queued
+    ``dvc exp run`` is a temporary copy of the repository, deleted after the run.
+    """
+    if urllib.parse.urlparse(uri).scheme.lower() != "sqlite":
+        return None
+    from sqlalchemy.engine import make_url
+
+    database = make_url(uri).database
+    if not database or database == ":memory:":
+        return None
+    return (Path(database).resolve().parent / "mlartifacts" / name).as_uri()
+
+
+def ui_url(experiment_id: str, base: str = "http://127.0.0.1:5000") -> str:
+    """The MLflow UI address that opens ``experiment_id`` on its runs table."""
+    return f"{base.rstrip('/')}/#/experiments/{experiment_id}?{UI_RUNS_VIEW}"
+
+
+def ui_links(base: str = "http://127.0.0.1:5000") -> dict[str, str]:
+    """Experiment name -> the UI address of its runs table, for every experiment with runs."""
+    client = get_client()
+    links = {}
+    for exp in client.search_experiments():
+        if client.search_runs([exp.experiment_id], max_results=1):
+            links[exp.name] = ui_url(exp.experiment_id, base)
+    return links
