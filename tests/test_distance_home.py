@@ -43,6 +43,10 @@ EXEMPT: dict[tuple[str, str | None], str] = {
         "procedural drawing of the synthetic sketches: rotations (p @ rot.T) and lengths of pen "
         "strokes on the canvas, geometry of the picture, not a distance between embeddings"
     ),
+    ("src/simlearn/data/synthetic_shapes.py", r"p @ rot\.T"): (
+        "procedural drawing of the generated shapes: a rotation of the shape's corners on the "
+        "canvas, geometry of the picture, not a distance between embeddings"
+    ),
     ("src/simlearn/models/shallow.py", r"@ self\.weight\.T|@ vecs\.T"): (
         "the shallow baselines' linear map x W^T and its fit Sigma^{-1/2} = V diag V^T: linear "
         "algebra of a model, not a comparison of two embeddings"

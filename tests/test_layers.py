@@ -93,4 +93,3 @@ def test_import_linter_contracts_are_kept():
     )
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
     assert "0 broken" in r.stdout
-

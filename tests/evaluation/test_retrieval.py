@@ -13,6 +13,7 @@ import torch
 from sklearn.metrics import average_precision_score, precision_recall_curve
 
 from simlearn.evaluation import (
+    RECALL_KS,
     RECALL_LEVELS,
     FlatIndex,
     nearest_neighbors,
@@ -21,6 +22,7 @@ from simlearn.evaluation import (
 )
 
 KS = (1, 3, 5, 10)
+RKS = (1, 2, 3, 4, 8, 1000)  # Recall@K cut-offs the brute force checks (1000: past the gallery)
 
 
 # --------------------------------------------------------------------------------------------
@@ -46,6 +48,8 @@ def brute_query(dist: np.ndarray, rel: np.ndarray, ks: tuple[int, ...]) -> dict[
     out["map_at_r"] = sum(p_at(i + 1) for i in range(big_r) if r[i]) / big_r
     out["rr"] = 1.0 / (r.index(True) + 1)
     out["pk"] = {k: p_at(k) for k in ks}
+    # Recall@K: the query counts when one of its first K items is relevant
+    out["rk"] = {k: 1.0 if any(r[:k]) else 0.0 for k in RKS}
     # AP: every distinct distance is a threshold; sum (recall_t - recall_{t-1}) * precision_t
     ap, prev_recall, points = 0.0, 0.0, []
     for t in sorted(set(dist.tolist())):
@@ -71,7 +75,9 @@ def brute_force(
     gallery_labels: np.ndarray | None,
     distance: str = "euclidean",
     ks: tuple[int, ...] = KS,
+    exclude: np.ndarray | None = None,
 ) -> list[dict[str, object]]:
+    """``exclude``: (Q,) a gallery position each query drops from its ranking, -1 for none."""
     self_source = gallery is None
     g = query if self_source else gallery
     gl = query_labels if self_source else gallery_labels
@@ -85,8 +91,8 @@ def brute_force(
         else:  # one gallery item at a time, from the definitions (exact for integers)
             d = np.array([minkowski_or_dot(row, query[i], distance) for row in g])
         rel = gl == query_labels[i]
-        if self_source:  # the query leaves its own ranking by index
-            keep = np.arange(len(g)) != i
+        if self_source or (exclude is not None and exclude[i] >= 0):
+            keep = np.arange(len(g)) != (i if self_source else exclude[i])  # by index
             d, rel = d[keep], rel[keep]
         out.append(brute_query(d, rel, ks))
     return out
@@ -109,6 +115,7 @@ def assert_matches_brute(res, brute: list[dict[str, object]], atol: float = 1e-1
             assert np.isnan(res.average_precision[i])
             assert np.isnan(res.map_at_r[i]) and np.isnan(res.reciprocal_rank[i])
             assert np.isnan(res.interpolated_precision[i]).all()
+            assert all(np.isnan(v[i]) for v in res.recall_at_k.values())
             continue
         assert res.average_precision[i] == pytest.approx(b["ap"], abs=atol), i
         assert res.map_at_r[i] == pytest.approx(b["map_at_r"], abs=atol), i
@@ -116,6 +123,8 @@ def assert_matches_brute(res, brute: list[dict[str, object]], atol: float = 1e-1
         assert res.reciprocal_rank[i] == pytest.approx(b["rr"], abs=atol), i
         for k, v in b["pk"].items():
             assert res.precision_at_k[k][i] == pytest.approx(v, abs=atol), (i, k)
+        for k in res.recall_at_k:
+            assert res.recall_at_k[k][i] == b["rk"][k], (i, k)
         np.testing.assert_allclose(res.interpolated_precision[i], b["interp"], atol=atol)
 
 
@@ -134,7 +143,7 @@ def int_data(n: int, dim: int, low: int, high: int, n_classes: int, seed: int):
 @pytest.mark.parametrize("backend", ["numpy", "torch"])
 def test_every_metric_matches_brute_force_with_many_ties(backend: str) -> None:
     x, y = int_data(150, 3, -2, 2, 5, seed=0)  # 125 points of the grid: many exact ties
-    res = retrieval_metrics(x, y, ks=KS, backend=backend)
+    res = retrieval_metrics(x, y, ks=KS, recall_ks=RKS, backend=backend)
     brute = brute_force(x.astype(np.int64), y, None, None)
     assert_matches_brute(res, brute)
     # the data really has ties between matches and non-matches
@@ -145,7 +154,7 @@ def test_every_metric_matches_brute_force_with_many_ties(backend: str) -> None:
 @pytest.mark.parametrize("backend", ["numpy", "torch"])
 def test_every_metric_matches_brute_force_wide_integers(backend: str) -> None:
     x, y = int_data(200, 4, -100, 100, 6, seed=1)  # distances < 2**24: exact in float32
-    res = retrieval_metrics(x, y, ks=KS, backend=backend)
+    res = retrieval_metrics(x, y, ks=KS, recall_ks=RKS, backend=backend)
     assert_matches_brute(res, brute_force(x.astype(np.int64), y, None, None))
 
 
@@ -197,7 +206,7 @@ def test_float32_and_float64_agree_on_gaussian_data() -> None:
 @pytest.mark.parametrize("distance", ["manhattan", "chebyshev", "dot"])
 def test_other_distances_match_brute_force_with_ties(distance: str, backend: str) -> None:
     x, y = int_data(140, 3, -2, 2, 5, seed=20)  # a 5x5x5 grid: many exact ties for every d
-    res = retrieval_metrics(x, y, distance=distance, ks=KS, backend=backend)
+    res = retrieval_metrics(x, y, distance=distance, ks=KS, recall_ks=RKS, backend=backend)
     assert res.distance == distance
     assert_matches_brute(res, brute_force(x.astype(np.int64), y, None, None, distance))
     d = np.array([minkowski_or_dot(r, x[0].astype(np.int64), distance) for r in x.astype(int)])
@@ -242,7 +251,7 @@ def test_dot_product_ranks_by_the_largest_inner_product() -> None:
 def test_distinct_query_set_and_queries_without_relevant(backend: str) -> None:
     q, ql = int_data(60, 3, -3, 3, 6, seed=5)  # labels 0..5
     g, gl = int_data(90, 3, -3, 3, 4, seed=6)  # labels 0..3: queries of 4 and 5 have none
-    res = retrieval_metrics(q, ql, g, gl, ks=KS, backend=backend)
+    res = retrieval_metrics(q, ql, g, gl, ks=KS, recall_ks=RKS, backend=backend)
     brute = brute_force(q.astype(np.int64), ql, g.astype(np.int64), gl)
     assert_matches_brute(res, brute)
     lone = ql >= 4
@@ -258,6 +267,131 @@ def test_distinct_query_set_and_queries_without_relevant(backend: str) -> None:
     np.testing.assert_allclose(
         res.pr_curve, np.mean([b["interp"] for b in brute if b["R"] > 0], axis=0), atol=1e-12
     )
+
+
+# --------------------------------------------------------------------------------------------
+# Recall@K
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+@pytest.mark.parametrize("distance", ["euclidean", "manhattan", "dot"])
+def test_recall_at_1_is_precision_at_1_and_recall_grows_with_k(backend: str, distance: str):
+    x, y = int_data(160, 2, -2, 2, 4, seed=40)  # a 5x5 grid: ties everywhere
+    res = retrieval_metrics(x, y, distance=distance, ks=(1,), recall_ks=RKS, backend=backend)
+    np.testing.assert_array_equal(res.recall_at_k[1], res.precision_at_k[1])
+    s = res.summary()
+    assert s["recall_at_1"] == s["precision_at_1"]
+    ks = sorted(res.recall_at_k)
+    for a, b in zip(ks[:-1], ks[1:], strict=True):
+        assert (res.recall_at_k[a] <= res.recall_at_k[b]).all(), (a, b)
+    assert (res.recall_at_k[1000] == 1.0).all()  # every query has a class-mate somewhere
+    assert s["recall_at_1"] < s["recall_at_8"]  # not trivially equal on this data
+
+
+def test_recall_worked_example() -> None:
+    # distances 1 (non-match), 2 (non-match), 3 (match): R@1 = R@2 = 0, R@4 = R@8 = 1
+    gallery = np.array([[1.0], [2.0], [3.0]])
+    res = retrieval_metrics([[0.0]], [5], gallery, [0, 0, 5])
+    assert [res.recall_at_k[k][0] for k in RECALL_KS] == [0.0, 0.0, 1.0, 1.0]
+    # a match tied with a non-match at the cut: the tie never helps the query (as for P@K)
+    res = retrieval_metrics([[0.0]], [5], [[1.0], [-1.0]], [0, 5], recall_ks=(1, 2))
+    assert res.recall_at_k[1][0] == 0.0 and res.recall_at_k[2][0] == 1.0
+
+
+def test_recall_bad_cut_offs_fail_early() -> None:
+    with pytest.raises(ValueError, match="recall_ks must hold integers >= 1"):
+        retrieval_metrics(np.zeros((4, 2)), [0, 0, 1, 1], recall_ks=(0,))
+    s = retrieval_metrics(np.zeros((4, 2)), [0, 0, 1, 1], recall_ks=()).summary()
+    assert not any(k.startswith("recall_at_") for k in s)
+
+
+# --------------------------------------------------------------------------------------------
+# Separate query and gallery sets that share rows: a query leaves itself out by index
+# --------------------------------------------------------------------------------------------
+
+
+def _shared_rows(seed: int):
+    """Rows 0..119 of integer data; queries: rows 0..79, gallery: rows 40..119 (rows 40..79 are
+    in both), so that half of the queries must leave themselves out."""
+    x, y = int_data(120, 3, -2, 2, 5, seed=seed)
+    q_rows, g_rows = np.arange(0, 80), np.arange(40, 120)
+    pos = np.full(120, -1)
+    pos[g_rows] = np.arange(len(g_rows))
+    return x, y, q_rows, g_rows, pos[q_rows]  # exclude: the query's gallery position or -1
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+@pytest.mark.parametrize("chunk_size", [None, 7])
+def test_exclude_matches_brute_force(backend: str, chunk_size: int | None) -> None:
+    x, y, q_rows, g_rows, exclude = _shared_rows(41)
+    assert (exclude >= 0).sum() == 40 and (exclude < 0).sum() == 40
+    res = retrieval_metrics(
+        x[q_rows], y[q_rows], x[g_rows], y[g_rows], exclude=exclude, ks=KS, recall_ks=RKS,
+        backend=backend, chunk_size=chunk_size,
+    )  # fmt: skip
+    xi = x.astype(np.int64)
+    brute = brute_force(xi[q_rows], y[q_rows], xi[g_rows], y[g_rows], exclude=exclude)
+    assert_matches_brute(res, brute)
+    # the queries in the gallery rank one item fewer and never find themselves
+    in_g = exclude >= 0
+    count = np.array([(y[g_rows] == y[r]).sum() for r in q_rows])
+    np.testing.assert_array_equal(res.n_relevant, count - in_g)
+
+
+def test_exclude_everything_equals_the_query_set_as_gallery() -> None:
+    x, y = int_data(90, 3, -3, 3, 4, seed=42)
+    a = retrieval_metrics(x, y, chunk_size=16)
+    b = retrieval_metrics(x, y, x, y, exclude=np.arange(90), chunk_size=16)
+    for name in ("average_precision", "map_at_r", "r_precision", "reciprocal_rank", "n_relevant"):
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
+    np.testing.assert_array_equal(a.interpolated_precision, b.interpolated_precision)
+    assert a.summary() == b.summary()
+
+
+def test_exclude_of_another_label_is_no_relevant_item() -> None:
+    # query 0 at 0 leaves out gallery item 1 (a non-match at distance 0): its best is item 0
+    g = np.array([[1.0], [0.0], [2.0]])
+    res = retrieval_metrics([[0.0]], [1], g, [1, 0, 1], exclude=[1], ks=(1,))
+    assert res.n_relevant[0] == 2 and res.precision_at_k[1][0] == 1.0
+    res = retrieval_metrics([[0.0]], [1], g, [1, 0, 1], exclude=[0], ks=(1,))
+    assert res.n_relevant[0] == 1 and res.precision_at_k[1][0] == 0.0
+
+
+def test_exclude_in_nearest_neighbors_and_query_pr_curve() -> None:
+    x, y, q_rows, g_rows, exclude = _shared_rows(43)
+    idx, _ = nearest_neighbors(x[q_rows], x[g_rows], k=5, exclude=exclude)
+    xi = x.astype(np.int64)
+    res = retrieval_metrics(x[q_rows], y[q_rows], x[g_rows], y[g_rows], exclude=exclude)
+    for i in range(len(q_rows)):
+        d = ((xi[g_rows] - xi[q_rows[i]]) ** 2).sum(1).astype(np.float64)
+        if exclude[i] >= 0:
+            d[exclude[i]] = np.inf
+        np.testing.assert_array_equal(idx[i], np.argsort(d, kind="stable")[:5])
+        if exclude[i] >= 0:
+            assert exclude[i] not in idx[i]
+    for i in (3, 50, 79):  # outside and inside the gallery
+        curve = query_pr_curve(
+            x[q_rows], y[q_rows], x[g_rows], y[g_rows], index=i, exclude=int(exclude[i])
+        )
+        keep = np.arange(len(g_rows)) != exclude[i]
+        d = ((xi[g_rows][keep] - xi[q_rows[i]]) ** 2).sum(1)
+        precision, recall, _ = precision_recall_curve(y[g_rows][keep] == y[q_rows[i]], -d)
+        np.testing.assert_allclose(curve.recall, recall[:-1][::-1])
+        np.testing.assert_allclose(curve.precision, precision[:-1][::-1])
+        assert curve.ap == pytest.approx(res.average_precision[i], abs=1e-12)
+
+
+def test_bad_exclude_fails_early() -> None:
+    x = np.zeros((4, 2), dtype=np.float32)
+    with pytest.raises(ValueError, match="exclude must be \\(4,\\) integers"):
+        retrieval_metrics(x, [0, 0, 1, 1], x, [0, 0, 1, 1], exclude=[0, 1])
+    with pytest.raises(ValueError, match="exclude must hold -1 or gallery positions"):
+        retrieval_metrics(x, [0, 0, 1, 1], x, [0, 0, 1, 1], exclude=[0, 1, 2, 4])
+    with pytest.raises(ValueError, match="without gallery_emb"):
+        retrieval_metrics(x, [0, 0, 1, 1], exclude=[0, 1, 2, 3])
+    with pytest.raises(ValueError, match="k must be an integer in \\[1, 3\\]"):
+        nearest_neighbors(x, x, k=4, exclude=[0, -1, -1, -1])
 
 
 def test_string_labels_and_torch_inputs() -> None:
@@ -380,7 +514,8 @@ def test_summary_keys() -> None:
     x, y = int_data(40, 2, -3, 3, 3, seed=11)
     s = retrieval_metrics(x, y, ks=(1, 5)).summary()
     assert list(s) == [
-        "map", "aupr", "map_at_r", "r_precision", "precision_at_1", "precision_at_5", "mrr",
+        "map", "aupr", "map_at_r", "r_precision", "precision_at_1", "precision_at_5",
+        "recall_at_1", "recall_at_2", "recall_at_4", "recall_at_8", "mrr",
         "n_queries", "n_queries_without_relevant",
     ]  # fmt: skip
     assert all(isinstance(v, float) for v in s.values())

@@ -5,7 +5,7 @@ import torch
 from simlearn.models import (
     ConvNet,
     Embedder,
-    ResNet18Embedding,
+    ResNetEmbedding,
     build_model,
     fit_shallow,
     load_model,
@@ -24,7 +24,7 @@ def test_convnet_shapes_and_normalisation(size):
 
 
 def test_resnet_cifar_stem_keeps_resolution():
-    net = ResNet18Embedding(3, 64)
+    net = ResNetEmbedding(3, 64)
     assert net.net.conv1.stride == (1, 1) and isinstance(net.net.maxpool, torch.nn.Identity)
     assert net.eval()(torch.randn(2, 3, 32, 32)).shape == (2, 64)
 

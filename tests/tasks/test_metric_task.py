@@ -117,3 +117,40 @@ def test_seeded_training_with_mined_triplets_is_reproducible(digits, tmp_path):
         )
     assert runs[0][0] == runs[1][0]
     assert all(torch.equal(a, b) for a, b in zip(runs[0][1], runs[1][1], strict=True))
+
+
+def test_embed_carries_query_and_gallery_roles_to_evaluate(digits, tmp_path):
+    """A manifest with is_query / is_gallery (kind files) puts them in the embeddings; the
+    evaluation ranks the test queries against the test gallery only. Without them (kind
+    images), the arrays are what they were and retrieval is leave-one-out."""
+    import dataclasses
+
+    from simlearn.evaluation.protocol import labelled_metrics
+    from simlearn.tasks import metric
+
+    cfg = cfg_for(model={"name": "raw", "normalize": False}, eval={"embedding_map": "pca"})
+    model, _ = fit_baseline(cfg, digits)
+    plain = metric.embed(cfg, model, digits, "cpu")
+    assert set(plain) == {"embeddings", "labels", "ids", "split", "holdout"}
+
+    manifest = digits.manifest.copy()
+    n = len(manifest)
+    manifest["is_query"] = np.arange(n) % 2 == 0  # even rows ask
+    manifest["is_gallery"] = np.arange(n) % 3 != 0  # rows not divisible by 3 answer
+    ds = dataclasses.replace(digits, manifest=manifest)
+    arrays = metric.embed(cfg, model, ds, "cpu")
+    np.testing.assert_array_equal(arrays["is_query"], manifest["is_query"].to_numpy())
+    np.testing.assert_array_equal(arrays["embeddings"], plain["embeddings"])
+
+    out = metric.evaluate(cfg, arrays, ds, tmp_path, "e")
+    test = digits.splits == "test"
+    assert out.metrics["n_queries"] == (test & manifest["is_query"].to_numpy()).sum()
+    assert {"recall_at_1", "recall_at_2", "recall_at_4", "recall_at_8", "nmi"} <= set(out.metrics)
+    assert out.metrics["recall_at_1"] == out.metrics["precision_at_1"]
+    split = arrays["split"].astype(str)
+    leave_one_out, _ = labelled_metrics(
+        plain["embeddings"], plain["labels"], split, plain["holdout"], cfg
+    )
+    assert out.metrics["map"] != leave_one_out["map"]
+    assert {"recall_at_1", "nmi"} <= set(metric.KEY_METRICS)
+    assert set(out.summary) <= set(out.metrics)  # every figure the stage prints exists

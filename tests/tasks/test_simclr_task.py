@@ -95,3 +95,18 @@ def test_training_brings_views_of_the_same_digit_together(digits, tmp_path):
     assert result.history[-1]["loss"] < result.history[0]["loss"]
     assert val_map() > before + 0.1
     assert result.history[-1]["val_map"] == pytest.approx(val_map(), abs=1e-6)
+
+
+def test_weighted_knn_is_not_reported_for_disjoint_test_classes():
+    """Test classes never trained on (split by class): no training row shares a test class, so
+    the train-referenced probe would be wrong by construction; it is left out."""
+    from simlearn.tasks.simclr import weighted_knn
+
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(6), 10)
+    emb = rng.normal(size=(60, 4)) + labels[:, None]
+    arrays = {"labels": labels, "holdout": np.zeros(60, dtype=bool)}
+    arrays["split"] = np.where(labels < 3, "train", "test")
+    assert weighted_knn(arrays, emb) is None
+    arrays["split"] = np.tile(np.array(["train"] * 7 + ["test"] * 3), 6)
+    assert 0.0 <= weighted_knn(arrays, emb) <= 1.0

@@ -295,3 +295,133 @@ def failed() -> Callable[[Any], set[tuple[str, str]]]:
         return {(r.expectation_type, r.target) for r in report.results if not r.success}
 
     return failed_checks
+
+
+# ----------------------------------------------------------------------------- kind "files"
+
+FILES_CLASSES = ["ant", "bee", "cat", "dog"]  # split_by class: ant, bee train; cat, dog test
+FILES_TRAIN_CLASSES = [0, 1]
+FILES_TEST_CLASSES = [2, 3]
+FILES_PER_CLASS = 4  # train classes: 3 train + 1 val; test classes: 4 test
+FILES_SOURCE = "image_folder"
+FILES_COLUMNS_DTYPES = {
+    "id": "str", "split": "str", "label": "int64", "class_name": "str", "path": "str",
+    "source_path": "str", "height": "int64", "width": "int64", "mode": "str", "format": "str",
+    "bytes": "int64", "sha256": "str", "is_query": "bool", "is_gallery": "bool",
+}  # fmt: skip
+
+
+def image_file_facts(path: Path) -> dict[str, Any]:
+    """What the download stage records of one file: header values (-1 / "" when the header is
+    unreadable), size and sha256 of the bytes."""
+    data = path.read_bytes()
+    facts: dict[str, Any] = {"bytes": len(data), "sha256": sha256_hex(data)}
+    try:
+        with Image.open(path) as img:
+            facts.update(height=img.height, width=img.width, mode=img.mode, format=img.format)
+    except OSError:
+        facts.update(height=-1, width=-1, mode="", format="")
+    return facts
+
+
+def _source_image(rng: np.random.Generator, k: int) -> tuple[Image.Image, str]:
+    """A small random image; k picks the mode, size and format: mostly RGB JPEG and PNG, one
+    greyscale PNG, one CMYK JPEG and one RGBA PNG (converted at load time, valid here)."""
+    height, width = 12 + (k % 5) * 4, 16 + (k % 3) * 4
+    pixels = rng.integers(0, 256, size=(height, width, 4), dtype=np.uint8)
+    if k == 1:
+        return Image.fromarray(pixels[..., 0], mode="L"), ".png"
+    if k == 2:
+        return Image.fromarray(pixels, mode="CMYK"), ".jpg"
+    if k == 3:
+        return Image.fromarray(pixels, mode="RGBA"), ".png"
+    return Image.fromarray(pixels[..., :3], mode="RGB"), (".jpg" if k % 2 == 0 else ".png")
+
+
+def make_files_dataset(root: Path, seed: int = 0) -> Path:
+    """A valid dataset of kind "files" written as the download stage writes one: the user's
+    folder `root/source/<class>/<k>.<ext>` copied to `images/<label:04d>/<id><ext>`, 4 classes
+    x 4 images, split_by class (ant, bee: 3 train + 1 val each; cat, dog: 4 test each)."""
+    rng = np.random.default_rng(seed)
+    source = root / "files-source"
+    data_dir = root / "tiny-files"
+    rows = []
+    for label, name in enumerate(FILES_CLASSES):
+        for j in range(FILES_PER_CLASS):
+            k = label * FILES_PER_CLASS + j
+            image, ext = _source_image(rng, k)
+            original = source / name / f"{j}{ext.upper() if k == 4 else ext}"  # one .JPG
+            original.parent.mkdir(parents=True, exist_ok=True)
+            image.save(original, format="JPEG" if ext == ".jpg" else "PNG")
+            sample_id = f"{FILES_SOURCE}-{k:05d}"
+            rel = f"images/{label:04d}/{sample_id}{ext}"
+            (data_dir / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(original, data_dir / rel)
+            if label in FILES_TEST_CLASSES:
+                split = "test"
+            else:
+                split = "val" if j == FILES_PER_CLASS - 1 else "train"
+            rows.append(
+                {
+                    "id": sample_id,
+                    "split": split,
+                    "label": label,
+                    "class_name": name,
+                    "path": rel,
+                    "source_path": str(original),
+                    **image_file_facts(data_dir / rel),
+                    "is_query": True,
+                    "is_gallery": True,
+                }
+            )
+    manifest = pd.DataFrame(rows, columns=list(FILES_COLUMNS_DTYPES)).astype(FILES_COLUMNS_DTYPES)
+    write_manifest(data_dir, manifest)
+    counts = manifest["split"].value_counts()
+    modes = manifest["mode"].value_counts()
+    write_meta(
+        data_dir,
+        {
+            "kind": "files",
+            "source": FILES_SOURCE,
+            "name": "tiny-files",
+            "num_classes": len(FILES_CLASSES),
+            "class_names": FILES_CLASSES,
+            "empty_classes": [],
+            "image_size": 16,
+            "resize": "crop",
+            "channels": 3,
+            "split_by": "class",
+            "train_classes": FILES_TRAIN_CLASSES,
+            "test_classes": FILES_TEST_CLASSES,
+            "split_counts": {s: int(counts[s]) for s in ("train", "val", "test")},
+            "conversions": {m: int(n) for m, n in modes.items() if m != "RGB"},
+            "shape": [16, 16, 3],
+            "unreadable": 0,
+        },
+    )
+    return data_dir
+
+
+@pytest.fixture(scope="session")
+def pristine_files(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The valid "files" dataset (and its source folder), built once."""
+    return make_files_dataset(tmp_path_factory.mktemp("pristine-files"))
+
+
+@pytest.fixture
+def files_dir(pristine_files: Path, tmp_path: Path) -> Path:
+    """A copy of the "files" dataset whose source_path values point at a copy of the source
+    folder, so a test may corrupt both."""
+    shutil.copytree(pristine_files.parent / "files-source", tmp_path / "files-source")
+    data_dir = _copy(pristine_files, tmp_path)
+    manifest = read_manifest(data_dir)
+    old, new = str(pristine_files.parent), str(tmp_path)
+    manifest["source_path"] = [new + p[len(old) :] for p in manifest["source_path"]]
+    write_manifest(data_dir, manifest)
+    return data_dir
+
+
+@pytest.fixture
+def file_facts() -> Callable[[Path], dict[str, Any]]:
+    """:func:`image_file_facts`: what the download stage records of one file."""
+    return image_file_facts

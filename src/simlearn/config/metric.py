@@ -21,26 +21,40 @@ __all__ = [
     "ExperimentConfig",
     "LossConfig",
     "ModelConfig",
+    "RESNETS",
     "SamplerConfig",
 ]
 
 SHALLOW_MODELS = ("raw", "mahalanobis", "lda")
-DEEP_MODELS = ("convnet", "resnet18")
+RESNETS = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")  # torchvision's
+DEEP_MODELS = ("convnet", *RESNETS)
 LOSSES = ("contrastive", "triplet", "batch_hard", "npairs", "snn", "supcon", "ntxent")
 SAMPLERS = ("pk", "pairs", "triplets", "random")
 
 
 @dataclass(frozen=True)
 class ModelConfig:
-    name: str = (
-        "convnet"  # raw | mahalanobis | lda (shallow, fitted) or convnet | resnet18 (trained)
-    )
+    # raw | mahalanobis | lda (shallow, fitted) or convnet | resnet18 | resnet34 | resnet50 |
+    # resnet101 | resnet152 (trained; the ResNets are torchvision's)
+    name: str = "convnet"
     embedding_dim: int = 32  # size of the embedding; shallow "raw" ignores it
     normalize: bool = True  # L2-normalise embeddings (put them on the unit sphere)
     width: int = 32  # channels of the first convnet stage; doubled at each downsampling
     shrinkage: float = 0.1  # mahalanobis: ridge added to the covariance, x trace/d (val-tuned)
     covariance: str = "within"  # mahalanobis: within-class (pooled) | total covariance
     projection_dim: int = 0  # simclr: MLP head g on top of the embedding, dropped after training
+    # ResNets: imagenet starts from torchvision's IMAGENET1K_V1 weights (the original ones, which
+    # the field's papers fine-tune, and the only ones ResNet-18/34 have; DEFAULT moves between
+    # torchvision versions), read from the torch hub cache, never downloaded during a run, and
+    # standardises the input with their ImageNet mean/std; null: random initialisation
+    weights: str | None = None
+    # ResNets: cifar (3x3 stride-1 convolution, no max-pool: for 32-64 px images) | imagenet
+    # (torchvision's 7x7 stride-2 convolution and max-pool: for 128-256 px) | auto: imagenet with
+    # weights, cifar without
+    stem: str = "auto"
+    # with weights: BatchNorm keeps the ImageNet statistics and affine parameters (eval mode, no
+    # gradient), the usual choice for fine-tuning on small batches (Musgrave et al. 2020)
+    freeze_bn: bool = False
 
     def __post_init__(self) -> None:
         one_of("name", self.name, SHALLOW_MODELS + DEEP_MODELS)
@@ -49,6 +63,29 @@ class ModelConfig:
         at_least("width", self.width, 1)
         at_least("shrinkage", self.shrinkage, 0.0)
         one_of("covariance", self.covariance, ("within", "total"))
+        if self.weights not in (None, "imagenet"):
+            raise ConfigError(f"weights={self.weights!r}: unknown weights; allowed: imagenet, null")
+        one_of("stem", self.stem, ("auto", "cifar", "imagenet"), what="stem")
+        if self.weights is not None and self.name not in RESNETS:
+            raise ConfigError(
+                f"weights={self.weights!r}: only the ResNets ({', '.join(RESNETS)}) have "
+                f"pretrained weights, not name={self.name!r}; set weights: null"
+            )
+        if self.weights is not None and self.stem == "cifar":
+            raise ConfigError(
+                f"stem='cifar' with weights={self.weights!r}: the ImageNet weights belong to "
+                "the ImageNet stem; set stem: imagenet (or auto), or weights: null"
+            )
+        if self.stem != "auto" and self.name not in RESNETS:
+            raise ConfigError(
+                f"stem={self.stem!r}: only the ResNets have a stem to choose, not "
+                f"name={self.name!r}; leave stem: auto"
+            )
+        if self.freeze_bn and self.weights is None:
+            raise ConfigError(
+                "freeze_bn=true needs weights: imagenet (a random network has no batch-norm "
+                "statistics worth keeping); set freeze_bn: false"
+            )
 
     @property
     def shallow(self) -> bool:

@@ -8,6 +8,12 @@
   Sketchy folder layout.
 - :mod:`simlearn.data.canonical`: the canonical writers (kinds ``images``, ``stereo``,
   ``sketch``), the leak-free split logic and the atomic output folder.
+- :mod:`simlearn.data.image_files`: kind ``files``, image sets that stay on disk (a user's
+  ``image_folder`` or ``manifest``, the CUB-200 / Cars196 / SOP benchmarks): the writer
+  (byte-for-byte copies plus the manifest), :class:`~simlearn.data.image_files.FileImages`
+  (rows decoded when indexed, in a thread pool) and ``device_images`` (batches for training).
+- :mod:`simlearn.data.image_dataset`: ``load_image_dataset``, the labelled-image loader of kinds
+  ``images`` and ``files``.
 - :mod:`simlearn.data.synthetic_sketch`: the generated sketch/photo set.
 
 Nothing is imported here, so that importing one module does not pull in torchvision.

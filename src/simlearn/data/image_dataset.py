@@ -1,4 +1,7 @@
-"""Load a canonical labelled-image dataset (``kind: images``) written by ``download``."""
+"""Load a canonical labelled-image dataset written by ``download``: kind ``images`` (one uint8
+array, ``images.npy``) or kind ``files`` (image files decoded when read, see
+:mod:`simlearn.data.image_files`). Either way ``ImageDataset.images`` indexes like an array
+``(N, H, W, C)`` uint8."""
 
 from __future__ import annotations
 
@@ -6,17 +9,26 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+from simlearn.data.image_files import DeviceImages, FileImages
 
 if TYPE_CHECKING:
     import pandas as pd
 
+__all__ = ["DeviceImages", "ImageDataset", "check_holdout", "load_image_dataset"]
+
+#: the dataset kinds this loader reads
+IMAGE_KINDS = ("images", "files")
+
 
 @dataclass
 class ImageDataset:
-    images: np.ndarray  # (N, H, W, C) uint8, rows in manifest order
+    # (N, H, W, C) uint8, rows in manifest order: an array (kind images) or files decoded when
+    # indexed (kind files)
+    images: np.ndarray | FileImages
     labels: np.ndarray  # (N,) int64
     splits: np.ndarray  # (N,) str: train | val | test
     ids: np.ndarray  # (N,) str
@@ -44,21 +56,36 @@ class ImageDataset:
 
 
 def load_image_dataset(data_dir: str | Path) -> ImageDataset:
+    """The labelled-image dataset in ``data_dir``: kind ``images`` loads its array into memory;
+    kind ``files`` keeps its images on disk (:class:`FileImages`, read at meta.json's
+    image_size, resize and channels, with its ``workers`` threads, or min(8, CPUs))."""
     data_dir = Path(data_dir)
     meta_path = data_dir / "meta.json"
     if not meta_path.exists():
         raise FileNotFoundError(f"{meta_path} is missing: run `dvc repro download@{data_dir.name}`")
     meta = json.loads(meta_path.read_text())
-    if meta.get("kind") != "images":
+    if meta.get("kind") not in IMAGE_KINDS:
         raise ValueError(
             f"{data_dir}: dataset kind is {meta.get('kind')!r}; this task needs a labelled-image "
-            "dataset (kind 'images': digits, mnist, fashion_mnist, cifar10, stl10)"
+            "dataset (kind 'images': digits, mnist5k, mnist, fashion_mnist, cifar10, stl10; or "
+            "kind 'files': image_folder, manifest, cub200, cars196, sop)"
         )
     import pandas as pd  # lazy: loading params (check_params, report) need not import it
 
     manifest = pd.read_parquet(data_dir / "manifest.parquet")
-    images = np.load(data_dir / "images.npy", mmap_mode="r")
-    images = np.asarray(images[manifest["index"].to_numpy()])
+    images: np.ndarray | FileImages
+    if meta["kind"] == "files":
+        images = FileImages(
+            data_dir.absolute(),  # still found if the process changes folder
+            manifest["path"].tolist(),
+            image_size=int(meta["image_size"]),
+            resize=str(meta["resize"]),
+            channels=int(meta["channels"]),
+            workers=meta.get("workers"),
+        )
+    else:
+        images = np.load(data_dir / "images.npy", mmap_mode="r")
+        images = np.asarray(images[manifest["index"].to_numpy()])
     return ImageDataset(
         images=images,
         labels=manifest["label"].to_numpy(np.int64),
@@ -67,25 +94,6 @@ def load_image_dataset(data_dir: str | Path) -> ImageDataset:
         class_names=[str(c) for c in meta.get("class_names", [])],
         manifest=manifest,
     )
-
-
-class DeviceImages:
-    """A dataset's uint8 images (N, H, W, C), copied once to each device they are asked on;
-    dataset rows -> float images (B, C, H, W) in [0, 1] there."""
-
-    def __init__(self, images: np.ndarray) -> None:
-        import torch
-
-        self._cpu = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2)
-        self._on_device: dict[str, Any] = {}
-
-    def __call__(self, rows: np.ndarray, device: Any) -> Any:
-        import torch
-
-        key = str(device)
-        if key not in self._on_device:
-            self._on_device[key] = self._cpu.to(device)
-        return self._on_device[key][torch.as_tensor(rows, device=device)].float().div_(255.0)
 
 
 def check_holdout(holdout_classes: Sequence[int], ds: ImageDataset) -> np.ndarray:

@@ -1,5 +1,6 @@
-"""Evaluation of embeddings: exact retrieval metrics, pair verification, classification probes,
-the protocol of labelled embeddings, distances, stereo metrics.
+"""Evaluation of embeddings: exact retrieval metrics (with Recall@K), clustering (NMI), pair
+verification, classification probes, the protocol of labelled embeddings, distances, stereo
+metrics.
 
 Names are looked up in their modules on first use (``from simlearn.evaluation import
 retrieval_metrics``), so importing this package imports neither torch nor scikit-learn.
@@ -11,6 +12,10 @@ import importlib
 from typing import Any
 
 _WHERE = {
+    "KMEANS_N_INIT": "clustering",
+    "KMEANS_PLUSPLUS_MAX_CLUSTERS": "clustering",
+    "kmeans_clusters": "clustering",
+    "nmi": "clustering",
     "knn_accuracy": "classify",
     "linear_probe_accuracy": "classify",
     "nearest_class_mean_accuracy": "classify",
@@ -19,6 +24,7 @@ _WHERE = {
     "pair_distances": "pairs",
     "pair_verification": "pairs",
     "sample_pairs": "pairs",
+    "RECALL_KS": "retrieval",
     "RECALL_LEVELS": "retrieval",
     "QueryPRCurve": "retrieval",
     "RetrievalResult": "retrieval",

@@ -6,6 +6,12 @@ Every query ``q`` ranks the whole gallery by distance. With ``r_i = 1`` when the
 
 - ``P@K = (1 / K) * sum_{i <= K} r_i`` (a gallery shorter than ``K`` counts the missing places
   as misses, as pytorch-metric-learning does);
+- Recall@K ``= 1 if sum_{i <= K} r_i >= 1 else 0``: the query counts when at least one of its
+  ``K`` nearest gallery items shares its label (the "Recall@K" of metric learning: Oh Song et
+  al., "Deep Metric Learning via Lifted Structured Feature Embedding", CVPR 2016,
+  https://arxiv.org/abs/1511.06452; Musgrave et al. below). It is not the recall of
+  information retrieval (the fraction of the R relevant items found). Its mean is the fraction
+  of queries with a hit in their top K; Recall@1 equals P@1 exactly, and Recall@K grows with K;
 - R-precision ``= P@R`` (Musgrave, Belongie, Lim, "A Metric Learning Reality Check", ECCV 2020,
   https://arxiv.org/abs/2003.08505);
 - ``MAP@R = (1 / R) * sum_{i <= R} r_i * P@i`` (same paper);
@@ -23,9 +29,9 @@ Every query ``q`` ranks the whole gallery by distance. With ``r_i = 1`` when the
 
 Ties, never resolved in the query's favour:
 
-- cut-off metrics (P@K, R-precision, MAP@R, reciprocal rank) rank by ``(distance, relevant)``:
-  among equal distances the non-matches come first. The ranking is deterministic and a tie
-  never helps the query.
+- cut-off metrics (P@K, Recall@K, R-precision, MAP@R, reciprocal rank) rank by
+  ``(distance, relevant)``: among equal distances the non-matches come first. The ranking is
+  deterministic and a tie never helps the query.
 - AP and the 11-point curve use scikit-learn's threshold rule: a group of equal distances is one
   threshold, so every relevant item of the group gets the precision reached at the group's end,
   after all of the group's non-matches. Because the non-matches of a group rank before its
@@ -33,9 +39,11 @@ Ties, never resolved in the query's favour:
   the relevant items alone.
 
 When the gallery is the query set, a query is never its own match: it is removed by index, not
-by distance (a duplicate of the query still counts). A query with no relevant item in the
-gallery has no defined metric: its per-query values are NaN, it is left out of every mean and it
-is counted in ``n_queries_without_relevant``.
+by distance (a duplicate of the query still counts). With a distinct gallery that holds some of
+the queries (a dataset's rows marked both ``is_query`` and ``is_gallery``), ``exclude`` names
+each query's own gallery position, removed by index the same way. A query with no relevant item
+in the gallery has no defined metric: its per-query values are NaN, it is left out of every
+mean and it is counted in ``n_queries_without_relevant``.
 
 This AP is scikit-learn's, not the rank-by-rank sum ``(1 / R) * sum_j j / p_j`` that
 pytorch-metric-learning's ``mean_average_precision`` computes: the two differ exactly when a
@@ -81,6 +89,7 @@ from simlearn import distances
 from simlearn.distances import Distance
 
 __all__ = [
+    "RECALL_KS",
     "RECALL_LEVELS",
     "FlatIndex",
     "QueryPRCurve",
@@ -98,6 +107,10 @@ BACKENDS: Final[tuple[str, ...]] = ("auto", "numpy", "torch")
 
 #: recall levels of the 11-point interpolated curve (PASCAL VOC 2007)
 RECALL_LEVELS: Final[np.ndarray] = np.arange(11, dtype=np.float64) / 10.0
+
+#: cut-offs of Recall@K reported by the metric-learning literature (Musgrave et al. 2020, and
+#: the CUB-200 / Cars196 / SOP tables since Oh Song et al. 2016)
+RECALL_KS: Final[tuple[int, ...]] = (1, 2, 4, 8)
 
 # Working memory for one chunk of queries; 512 MiB keeps N = 100,000 far under 4 GB.
 DEFAULT_MEMORY_BUDGET: Final[int] = 512 * 2**20
@@ -132,6 +145,7 @@ class RetrievalResult:
     interpolated_precision: np.ndarray  # (Q, 11) float64, VOC 2007 at RECALL_LEVELS
     distance: str = "euclidean"
     recall_levels: np.ndarray = field(default_factory=lambda: RECALL_LEVELS.copy())  # (11,)
+    recall_at_k: dict[int, np.ndarray] = field(default_factory=dict)  # k -> (Q,) float64 0/1
 
     @property
     def valid(self) -> np.ndarray:
@@ -162,7 +176,8 @@ class RetrievalResult:
         """Flat means over the queries that have a relevant item.
 
         Keys: ``map``, ``aupr`` (the same value), ``map_at_r``, ``r_precision``,
-        ``precision_at_<k>`` per k, ``mrr``, ``n_queries`` (all queries given),
+        ``precision_at_<k>`` per k, ``recall_at_<k>`` per recall cut-off, ``mrr``,
+        ``n_queries`` (all queries given),
         ``n_queries_without_relevant`` (left out of the means). Means are NaN when no query has
         a relevant item.
         """
@@ -175,6 +190,8 @@ class RetrievalResult:
         }
         for k in sorted(self.precision_at_k):
             out[f"precision_at_{k}"] = self._mean(self.precision_at_k[k])
+        for k in sorted(self.recall_at_k):
+            out[f"recall_at_{k}"] = self._mean(self.recall_at_k[k])
         out["mrr"] = self._mean(self.reciprocal_rank)
         out["n_queries"] = float(self.n_queries)
         out["n_queries_without_relevant"] = float(self.n_queries_without_relevant)
@@ -239,13 +256,13 @@ def _resolve_device(device: str | torch.device | None) -> torch.device:
     return torch.device("cpu") if device is None else torch.device(device)
 
 
-def _check_ks(ks: Sequence[int]) -> tuple[int, ...]:
+def _check_ks(ks: Sequence[int], name: str = "ks") -> tuple[int, ...]:
     ks_t = tuple(ks)
     if not ks_t:
-        raise ValueError("ks must hold at least one cut-off, got ()")
+        raise ValueError(f"{name} must hold at least one cut-off, got ()")
     for k in ks_t:
         if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
-            raise ValueError(f"ks must hold integers >= 1, got {k!r} in ks={ks_t!r}")
+            raise ValueError(f"{name} must hold integers >= 1, got {k!r} in {name}={ks_t!r}")
     return tuple(sorted({int(k) for k in ks_t}))
 
 
@@ -258,6 +275,9 @@ class _Prepared(NamedTuple):
     code_end: np.ndarray  # (C,) one past the last
     self_source: bool  # gallery is the query set: sorted query i is sorted column i
     distance: Distance
+    # (Q,) int64 per sorted query: the sorted gallery column left out of its ranking (the query
+    # itself), -1 for none; None when no query leaves anything out. Self-source: arange(Q).
+    exclude_cols: np.ndarray | None = None
 
 
 def _prepare(
@@ -268,6 +288,7 @@ def _prepare(
     distance: Distance | str,
     dtype: torch.dtype,
     device: torch.device,
+    exclude: object | None = None,
 ) -> _Prepared:
     """Check the inputs, sort queries and gallery by label so that each query's relevant items
     are one contiguous block of gallery columns, and build their ranking forms."""
@@ -276,6 +297,11 @@ def _prepare(
         raise ValueError(
             "gallery_emb and gallery_labels go together: give both, or neither to use the query "
             "set as the gallery"
+        )
+    if exclude is not None and gallery_emb is None:
+        raise ValueError(
+            "exclude names gallery items to leave out of a distinct gallery; without "
+            "gallery_emb the query set is the gallery and each query already leaves itself out"
         )
     q = _as_embeddings("query_emb", query_emb, dtype, device)
     ql = _as_labels("query_labels", query_labels, q.shape[0])
@@ -306,13 +332,46 @@ def _prepare(
     code_start = np.searchsorted(g_sorted_codes, np.arange(n_codes), side="left")
     code_end = np.searchsorted(g_sorted_codes, np.arange(n_codes), side="right")
 
+    exclude_cols = None
+    if self_source:
+        exclude_cols = np.arange(len(ql), dtype=np.int64)
+    elif exclude is not None:
+        ex = _as_exclude(exclude, len(ql), len(gl))
+        if (ex >= 0).any():
+            col_of = np.empty(len(gl), dtype=np.int64)  # gallery index -> sorted column
+            col_of[g_order] = np.arange(len(gl))
+            ex = ex[q_order]
+            exclude_cols = np.where(ex >= 0, col_of[np.maximum(ex, 0)], -1)
+
     qs = q.index_select(0, torch.from_numpy(q_order).to(device))
     gs = qs if self_source else g.index_select(0, torch.from_numpy(g_order).to(device))
     q_aug = distance.ranking_form(qs, gallery=False, name="query_emb")
     g_aug = distance.ranking_form(gs, gallery=True, name="gallery_emb")
     return _Prepared(
-        q_aug, g_aug, q_codes[q_order], q_order, code_start, code_end, self_source, distance
+        q_aug,
+        g_aug,
+        q_codes[q_order],
+        q_order,
+        code_start,
+        code_end,
+        self_source,
+        distance,
+        exclude_cols,
     )
+
+
+def _as_exclude(exclude: object, n_queries: int, n_gallery: int) -> np.ndarray:
+    """(Q,) int64 gallery positions to leave out, -1 for none, checked."""
+    a = exclude.detach().cpu().numpy() if isinstance(exclude, torch.Tensor) else np.asarray(exclude)
+    if a.shape != (n_queries,) or not np.issubdtype(a.dtype, np.integer):
+        raise ValueError(
+            f"exclude must be ({n_queries},) integers (a gallery position per query, -1 for "
+            f"none), got shape {a.shape} of {a.dtype}"
+        )
+    a = a.astype(np.int64)
+    if ((a < -1) | (a >= n_gallery)).any():
+        raise ValueError(f"exclude must hold -1 or gallery positions in [0, {n_gallery - 1}]")
+    return a
 
 
 def _sign_magnitude_keys(d: torch.Tensor) -> torch.Tensor:
@@ -356,6 +415,7 @@ def _metrics_numpy(
     n_rel: np.ndarray,
     n_eff: int,
     ks: tuple[int, ...],
+    recall_ks: tuple[int, ...] = (),
 ) -> dict[str, np.ndarray]:
     """All metrics of a block of rows from its relevant items, in O(M) numpy passes.
 
@@ -396,6 +456,8 @@ def _metrics_numpy(
     out["rr"] = 1.0 / p[starts]
     for k in ks:
         out[f"p@{k}"] = hits(k) / k
+    for k in recall_ks:
+        out[f"r@{k}"] = (hits(k) > 0).astype(np.float64)
     # 11-point curve: max of prec over items j in [m_i, m_{i+1}), then a suffix max over levels
     idx = (starts[:, None] + _level_starts(n_rel) - 1).ravel()  # (Qc * 11,) non-decreasing
     seg_max = np.maximum.reduceat(prec, idx).reshape(n_rows, 11)
@@ -410,6 +472,7 @@ def _task_numpy(
     n_rel: np.ndarray,
     n_eff: int,
     ks: tuple[int, ...],
+    recall_ks: tuple[int, ...] = (),
 ) -> dict[str, np.ndarray]:
     """CPU path for a few queries, small enough to stay in cache through every pass.
 
@@ -432,7 +495,7 @@ def _task_numpy(
         raise RuntimeError("relevant items found in the ranking do not add up to R")
     rows = np.repeat(np.arange(keys.shape[0]), n_rel)  # (M,)
     rel_keys = keys[rows, flat - rows * n_eff]  # (M,)
-    return _metrics_numpy(flat, rows, rel_keys, n_rel, n_eff, ks)
+    return _metrics_numpy(flat, rows, rel_keys, n_rel, n_eff, ks, recall_ks)
 
 
 def _metrics_torch(
@@ -442,6 +505,7 @@ def _metrics_torch(
     n_rel: torch.Tensor,
     n_eff: int,
     ks: tuple[int, ...],
+    recall_ks: tuple[int, ...] = (),
 ) -> dict[str, torch.Tensor]:
     """:func:`_metrics_numpy` in torch, on the device of the inputs (segment_reduce for
     reduceat). ``rows``/``cols``: (M,) row and 0-based rank of each relevant item."""
@@ -480,6 +544,8 @@ def _metrics_torch(
     out["rr"] = 1.0 / p[starts].double()
     for k in ks:
         out[f"p@{k}"] = hits(k).double() / k
+    for k in recall_ks:
+        out[f"r@{k}"] = (hits(k) > 0).double()
     lv = _level_starts(n_rel)  # (Qc, 11)
     lv_len = torch.cat([lv[:, 1:] - lv[:, :-1], n_rel[:, None] - lv[:, 10:] + 1], 1)
     seg_max = torch.segment_reduce(
@@ -497,6 +563,7 @@ def _chunk_torch(
     n_eff: int,
     ks: tuple[int, ...],
     signed: bool = False,
+    recall_ks: tuple[int, ...] = (),
 ) -> dict[str, np.ndarray]:
     """Torch (GPU) path. Signed keys ``(bits - 2**(w-2)) * 2 + relevant`` order like
     ``(bits << 1) | relevant`` and never overflow the signed width ``w``. ``signed`` (float32
@@ -524,7 +591,7 @@ def _chunk_torch(
     if rows.shape[0] != int(n_rel.sum()):
         raise RuntimeError("relevant items found in the ranking do not add up to R")
     n_rel_t = torch.from_numpy(n_rel).to(dev)
-    res = _metrics_torch(rows, cols, keys[rows, cols], n_rel_t, n_eff, ks)
+    res = _metrics_torch(rows, cols, keys[rows, cols], n_rel_t, n_eff, ks, recall_ks)
     return {k: v.cpu().numpy() for k, v in res.items()}
 
 
@@ -559,6 +626,8 @@ def retrieval_metrics(
     *,
     distance: Distance | str = "euclidean",
     ks: Sequence[int] = (1, 5, 10),
+    recall_ks: Sequence[int] = RECALL_KS,
+    exclude: np.ndarray | torch.Tensor | Sequence[int] | None = None,
     chunk_size: int | None = None,
     device: str | torch.device | None = None,
     precision: Precision = "float32",
@@ -581,6 +650,12 @@ def retrieval_metrics(
             or ``"dot"`` (``-q.g``, float32 only). Normalise the embeddings before, if wanted
             (:func:`simlearn.distances.normalize_embeddings`).
         ks: cut-offs of P@K.
+        recall_ks: cut-offs of Recall@K (the field's 1, 2, 4, 8 by default).
+        exclude: with a distinct gallery, (Q,) the gallery position each query leaves out of
+            its ranking, -1 for none: the query itself where it is also a gallery item (a
+            dataset's ``is_query`` and ``is_gallery`` both set), removed by index as when
+            ``gallery_emb`` is None. An excluded item of the query's label does not count in
+            R. None: nothing is left out.
         chunk_size: queries per chunk (one matrix product; on CPU, one task of a thread).
             None: on CPU, the fewest rows whose keys fill about 2 MiB of cache (at least 32),
             within ``memory_budget`` for all threads; with torch, as many as
@@ -601,6 +676,7 @@ def retrieval_metrics(
     _one_of("precision", precision, PRECISIONS)
     _one_of("backend", backend, BACKENDS)
     ks_t = _check_ks(ks)
+    recall_t = _check_ks(recall_ks, "recall_ks") if len(recall_ks) else ()
     if chunk_size is not None and (isinstance(chunk_size, bool) or chunk_size < 1):
         raise ValueError(f"chunk_size must be a positive integer or None, got {chunk_size!r}")
     if memory_budget < 1:
@@ -619,12 +695,18 @@ def retrieval_metrics(
             f"got precision={precision!r}"
         )
     dtype = torch.float32 if precision == "float32" else torch.float64
-    prep = _prepare(query_emb, query_labels, gallery_emb, gallery_labels, distance, dtype, dev)
+    prep = _prepare(
+        query_emb, query_labels, gallery_emb, gallery_labels, distance, dtype, dev, exclude
+    )
 
     n_q, n_g = prep.query.shape[0], prep.gallery.shape[0]
-    n_eff = n_g - 1 if prep.self_source else n_g
     count = prep.code_end - prep.code_start  # (C,) gallery items per label code
-    n_rel_sorted = count[prep.query_codes] - (1 if prep.self_source else 0)  # (Q,) R
+    n_rel_sorted = count[prep.query_codes]  # (Q,) R
+    ex = prep.exclude_cols  # (Q,) sorted gallery column a query leaves out, -1 none; or None
+    leaves = np.zeros(n_q, dtype=bool) if ex is None else ex >= 0  # (Q,) ranks n_g - 1 items
+    if ex is not None:  # an excluded item of the query's own label is not relevant to it
+        start, end = prep.code_start[prep.query_codes], prep.code_end[prep.query_codes]
+        n_rel_sorted = n_rel_sorted - (leaves & (ex >= start) & (ex < end))
 
     active = np.flatnonzero(n_rel_sorted > 0)  # sorted positions of queries with R >= 1
     key_bytes = 4 if precision == "float32" and not signed else 8
@@ -640,6 +722,7 @@ def retrieval_metrics(
     nan = np.full(n_q, np.nan)
     ap, mapr, rprec, rr = nan.copy(), nan.copy(), nan.copy(), nan.copy()
     pk = {k: nan.copy() for k in ks_t}
+    rk = {k: nan.copy() for k in recall_t}
     interp = np.full((n_q, 11), np.nan)
 
     def store(sel: np.ndarray, res: dict[str, np.ndarray]) -> None:
@@ -648,27 +731,37 @@ def retrieval_metrics(
         rr[dst] = res["rr"]
         for k in ks_t:
             pk[k][dst] = res[f"p@{k}"]
+        for k in recall_t:
+            rk[k][dst] = res[f"r@{k}"]
         interp[dst] = res["interp"]
 
     def chunk_inputs(sel: np.ndarray) -> tuple:
+        """A chunk's queries, label blocks, left-out columns (None: none) and R; every query
+        of a chunk leaves an item out, or none does, so that it ranks n_eff items."""
         blocks = _label_blocks(prep.query_codes[sel], prep.code_start, prep.code_end)
-        self_cols = sel if prep.self_source else None
+        self_cols = ex[sel] if leaves[sel[0]] else None
         q_aug = prep.query.index_select(0, torch.from_numpy(sel).to(dev))
         return q_aug, blocks, self_cols, n_rel_sorted[sel]
 
-    chunks = [active[c : c + chunk] for c in range(0, len(active), chunk)]
+    # queries that leave an item out (the query set itself as gallery: all) rank n_g - 1
+    # items, the others n_g: each group is chunked apart
+    chunks: list[tuple[np.ndarray, int]] = []  # (sorted query positions, items ranked)
+    for group, n_eff in ((active[leaves[active]], n_g - 1), (active[~leaves[active]], n_g)):
+        chunks += [(group[c : c + chunk], n_eff) for c in range(0, len(group), chunk)]
     with torch.no_grad():
         if use_torch:
-            for sel in chunks:
+            for sel, n_eff in chunks:
                 q_aug, blocks, self_cols, n_rel = chunk_inputs(sel)
                 dist = distance.ranking_block(q_aug, prep.gallery)  # (Qc, N)
-                store(sel, _chunk_torch(dist, blocks, self_cols, n_rel, n_eff, ks_t, signed))
+                res = _chunk_torch(dist, blocks, self_cols, n_rel, n_eff, ks_t, signed, recall_t)
+                store(sel, res)
                 del dist
         else:
             # One task per chunk, in threads: the matrix product of a few rows (the gallery
             # stays in cache across tasks), then every pass over the rows' keys runs in cache.
 
-            def task(sel: np.ndarray) -> dict[str, np.ndarray]:
+            def task(job: tuple[np.ndarray, int]) -> dict[str, np.ndarray]:
+                sel, n_eff = job
                 q_aug, blocks, self_cols, n_rel = chunk_inputs(sel)
                 if signed:  # sign-magnitude -> two's complement -> offset: uint64 in [0, 2**32)
                     d = distance.ranking_block(q_aug, prep.gallery)  # (Qc, N)
@@ -677,18 +770,18 @@ def retrieval_metrics(
                     keys = np.empty((len(sel), n_g), dtype=unsigned)  # (Qc, N)
                     out = torch.from_numpy(keys.view(np_float))
                     distance.ranking_block(q_aug, prep.gallery, out)
-                return _task_numpy(keys, blocks, self_cols, n_rel, n_eff, ks_t)
+                return _task_numpy(keys, blocks, self_cols, n_rel, n_eff, ks_t, recall_t)
 
             # The parallelism is the tasks': BLAS/OpenMP threads inside a small product only
             # spin against them (several times slower on 2 cores), so they are held at 1.
             with threadpool_limits(limits=1):
                 if threads == 1 or len(chunks) <= 1:
-                    for sel in chunks:
-                        store(sel, task(sel))
+                    for job in chunks:
+                        store(job[0], task(job))
                 else:
                     with ThreadPoolExecutor(threads) as pool:
-                        for sel, res in zip(chunks, pool.map(task, chunks), strict=True):
-                            store(sel, res)
+                        for job, res in zip(chunks, pool.map(task, chunks), strict=True):
+                            store(job[0], res)
 
     n_rel_out = np.empty(n_q, dtype=np.int64)
     n_rel_out[prep.query_order] = n_rel_sorted
@@ -701,6 +794,7 @@ def retrieval_metrics(
         n_relevant=n_rel_out,
         interpolated_precision=interp,
         distance=distance.name,
+        recall_at_k=rk,
     )
 
 
@@ -832,13 +926,16 @@ def nearest_neighbors(
     *,
     k: int,
     distance: Distance | str = "euclidean",
+    exclude: np.ndarray | torch.Tensor | Sequence[int] | None = None,
     device: str | torch.device | None = None,
     memory_budget: int = DEFAULT_MEMORY_BUDGET,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The ``k`` nearest gallery items of every query, nearest first (for retrieval figures).
 
     Equal distances rank by gallery index (deterministic). When ``gallery_emb`` is None the
-    query set is the gallery and a query is never its own neighbour (removed by index). The
+    query set is the gallery and a query is never its own neighbour (removed by index); with a
+    distinct gallery, ``exclude`` (Q,) names a gallery position each query leaves out (its own,
+    where it is also a gallery item), -1 for none, as in :func:`retrieval_metrics`. The
     search is a :class:`FlatIndex` over the whole gallery, in chunks of queries whose int64 keys
     fit ``memory_budget``.
 
@@ -856,13 +953,20 @@ def nearest_neighbors(
     g = q if self_source else _as_embeddings("gallery_emb", gallery_emb, torch.float32, dev)
     if g.shape[1] != q.shape[1]:
         raise ValueError(f"query_emb has dimension {q.shape[1]} but gallery_emb has {g.shape[1]}")
-    n_eff = g.shape[0] - (1 if self_source else 0)
+    if self_source:
+        if exclude is not None:
+            raise ValueError("exclude goes with a distinct gallery_emb (a query leaves itself out)")
+        ex = torch.arange(q.shape[0], device=dev)
+    elif exclude is not None:
+        ex = torch.from_numpy(_as_exclude(exclude, q.shape[0], g.shape[0])).to(dev)
+    else:
+        ex = None
+    n_eff = g.shape[0] - (0 if ex is None or not bool((ex >= 0).any()) else 1)
     if isinstance(k, bool) or not isinstance(k, int | np.integer) or not 1 <= k <= n_eff:
         raise ValueError(f"k must be an integer in [1, {n_eff}] (gallery size), got {k!r}")
-    exclude = torch.arange(q.shape[0], device=dev) if self_source else None
     index = FlatIndex(g, distance)
     chunk = max(1, memory_budget // (g.shape[0] * 16))
-    idx, dist = index.search(q, int(k), exclude=exclude, query_chunk=chunk)
+    idx, dist = index.search(q, int(k), exclude=ex, query_chunk=chunk)
     return idx.cpu().numpy(), dist.cpu().numpy()
 
 
@@ -875,30 +979,36 @@ def query_pr_curve(
     index: int,
     distance: Distance | str = "euclidean",
     precision: Precision = "float32",
+    exclude: int = -1,
 ) -> QueryPRCurve:
     """Precision-recall points of query ``index`` over the full ranking (for example curves).
 
     Same conventions as :func:`retrieval_metrics` (self excluded when the gallery is None, same
-    distances): one point per distinct distance, exactly scikit-learn's
+    distances; with a distinct gallery, ``exclude`` is the gallery position this query leaves
+    out, -1 for none): one point per distinct distance, exactly scikit-learn's
     ``precision_recall_curve(relevant, -distance)`` read from the nearest threshold outwards,
     and ``ap`` equals the query's ``average_precision``.
     """
     _one_of("precision", precision, PRECISIONS)
     dtype = torch.float32 if precision == "float32" else torch.float64
     cpu = torch.device("cpu")
-    prep = _prepare(query_emb, query_labels, gallery_emb, gallery_labels, distance, dtype, cpu)
-    n_q = prep.query.shape[0]
+    n_q = len(query_labels)
     if isinstance(index, bool) or not isinstance(index, int | np.integer) or not 0 <= index < n_q:
         raise ValueError(f"index must be an integer in [0, {n_q - 1}], got {index!r}")
+    ex = None
+    if exclude != -1:
+        ex = np.full(n_q, -1, dtype=np.int64)
+        ex[index] = exclude
+    prep = _prepare(query_emb, query_labels, gallery_emb, gallery_labels, distance, dtype, cpu, ex)
     pos = int(np.flatnonzero(prep.query_order == index)[0])  # sorted position of the query
     block = prep.distance.ranking_block(prep.query[pos : pos + 1], prep.gallery)
     d = block[0].double().numpy()  # (N,)
     c = prep.query_codes[pos]
     relevant = np.zeros(d.shape[0], dtype=bool)
     relevant[prep.code_start[c] : prep.code_end[c]] = True
-    if prep.self_source:
+    if prep.exclude_cols is not None and prep.exclude_cols[pos] >= 0:
         keep = np.ones(d.shape[0], dtype=bool)
-        keep[pos] = False
+        keep[prep.exclude_cols[pos]] = False
         d, relevant = d[keep], relevant[keep]
     n_rel = int(relevant.sum())
     if n_rel == 0:

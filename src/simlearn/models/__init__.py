@@ -13,12 +13,15 @@ from torch import nn
 from simlearn.models.convnet import ConvNet
 from simlearn.models.embedder import Embedder, embed_images, to_input
 from simlearn.models.encoders import build_encoder
-from simlearn.models.resnet import ResNet18Embedding
+from simlearn.models.pretrained import ImageNetResNet, check_weights_available
+from simlearn.models.resnet import ResNetEmbedding
 from simlearn.models.shallow import LinearEmbedding, fit_shallow
 
 __all__ = [
     "ConvNet",
-    "ResNet18Embedding",
+    "ResNetEmbedding",
+    "ImageNetResNet",
+    "check_weights_available",
     "LinearEmbedding",
     "Embedder",
     "embed_images",

@@ -8,10 +8,11 @@ differ, and greyscale sketches are repeated to three channels to enter the photo
 Architectures (``arch["name"]``), per domain:
 
 - ``convnet``: :class:`simlearn.models.convnet.ConvNet`, for small images;
-- ``resnet18``: :class:`simlearn.models.resnet.ResNet18Embedding` (CIFAR stem, 32-64 px);
+- ``resnet18``: :class:`simlearn.models.resnet.ResNetEmbedding` (CIFAR stem, 32-64 px);
 - ``resnet18_imagenet``: torchvision's ResNet-18 with its ImageNet stem (7x7 stride-2
   convolution and max-pool, for 128-256 px images such as Sketchy's); ``pretrained`` starts it
-  from torchvision's ImageNet weights, read from the torch hub cache or downloaded there once.
+  from torchvision's ImageNet weights, read from the torch hub cache (never downloaded during a
+  run: :func:`simlearn.models.pretrained.require_weights_file` says how to put them there).
 
 The checkpoint (``model.pt``) holds the spec and the state dict; :func:`build_two_tower` rebuilds
 the network from the spec without downloading anything.
@@ -19,7 +20,6 @@ the network from the spec without downloading anything.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -28,7 +28,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from simlearn.models.convnet import ConvNet
-from simlearn.models.resnet import ResNet18Embedding
+from simlearn.models.pretrained import imagenet_state_dict
+from simlearn.models.resnet import ResNetEmbedding
 
 __all__ = [
     "ARCHITECTURES",
@@ -95,16 +96,26 @@ def sobel_magnitude(x: torch.Tensor) -> torch.Tensor:  # (B, C, H, W) -> (B, 1, 
 
 class ImageNetResNet18(nn.Module):
     """torchvision's ResNet-18 as it was trained on ImageNet (3-channel input, 7x7 stem), its
-    classifier replaced by a linear embedding head."""
+    classifier replaced by a linear embedding head. ``pretrained``: start from the ImageNet
+    weights in the torch hub cache (:func:`simlearn.models.pretrained.imagenet_state_dict`; a
+    missing file is a ConfigError naming it, nothing is downloaded); ``key``: the tower's section
+    in params, for that message."""
 
-    def __init__(self, embedding_dim: int, normalize: bool = True, pretrained: bool = False):
+    def __init__(
+        self,
+        embedding_dim: int,
+        normalize: bool = True,
+        pretrained: bool = False,
+        key: str = "model.photo_model",
+    ):
         super().__init__()
-        from torchvision.models import ResNet18_Weights, resnet18
+        from torchvision.models import resnet18
 
         self.normalize = normalize
         net = resnet18(weights=None)
         if pretrained:
-            net.load_state_dict(_imagenet_state_dict(ResNet18_Weights.IMAGENET1K_V1))
+            asked, off = f"{key}.pretrained=true", f"{key}.pretrained: false"
+            net.load_state_dict(imagenet_state_dict("resnet18", asked, off))
         net.fc = nn.Linear(net.fc.in_features, embedding_dim)
         self.net = net
 
@@ -113,34 +124,26 @@ class ImageNetResNet18(nn.Module):
         return F.normalize(x, dim=1) if self.normalize else x
 
 
-def _imagenet_state_dict(weights: Any) -> dict[str, torch.Tensor]:
-    """torchvision's weights from the torch hub cache, downloaded there if absent; offline, an
-    error saying where to put the file."""
-    cache = Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name
-    try:
-        return weights.get_state_dict(progress=False)
-    except Exception as e:  # URLError, timeout, SSL: no network
-        raise FileNotFoundError(
-            f"ImageNet weights for the photo encoder are not cached and could not be "
-            f"downloaded ({type(e).__name__}: {e}). Download {weights.url} and place it at "
-            f"{cache}, or set photo_model.pretrained: false."
-        ) from e
-
-
 def build_encoder(
-    arch: dict[str, Any], in_channels: int, embedding_dim: int, normalize: bool, load: bool
+    arch: dict[str, Any],
+    in_channels: int,
+    embedding_dim: int,
+    normalize: bool,
+    load: bool,
+    key: str = "model.photo_model",
 ) -> nn.Module:
-    """One encoder from ``arch`` (name, width, pretrained). ``load``: fetch pretrained weights
-    (False when the state dict of a checkpoint will overwrite them)."""
+    """One encoder from ``arch`` (name, width, pretrained). ``load``: read pretrained weights
+    (False when the state dict of a checkpoint will overwrite them); ``key``: its params key."""
     name = arch["name"]
     if name == "convnet":
         return ConvNet(in_channels, embedding_dim, int(arch.get("width", 32)), normalize)
     if name == "sketchnet":
         return SketchNet(in_channels, embedding_dim, int(arch.get("width", 16)), normalize)
     if name == "resnet18":
-        return ResNet18Embedding(in_channels, embedding_dim, normalize)
+        return ResNetEmbedding(in_channels, embedding_dim, normalize)
     if name == "resnet18_imagenet":
-        return ImageNetResNet18(embedding_dim, normalize, bool(arch.get("pretrained")) and load)
+        pretrained = bool(arch.get("pretrained")) and load
+        return ImageNetResNet18(embedding_dim, normalize, pretrained, key)
     raise ValueError(f"architecture {name!r}: allowed: {', '.join(ARCHITECTURES)}")
 
 
@@ -227,7 +230,9 @@ def build_two_tower(spec: dict[str, Any], load_pretrained: bool = False) -> TwoT
             encoders["sketch"] = encoders["photo"]
             continue
         c = encoder_channels(arch, domain, shared) + int(bool(arch.get("edges", False)))
-        encoders[domain] = build_encoder(arch, c, dim, norm, load_pretrained)
+        encoders[domain] = build_encoder(
+            arch, c, dim, norm, load_pretrained, f"model.{domain}_model"
+        )
     towers = {
         d: Tower(
             encoders[d],

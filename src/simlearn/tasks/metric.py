@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from simlearn.config import ConfigError, ExperimentConfig
 from simlearn.data.image_dataset import ImageDataset, check_holdout, load_image_dataset
 from simlearn.evaluation.protocol import KEY_METRICS
+from simlearn.models.pretrained import check_weights_available
 from simlearn.tasks import Evaluation, Trained, TrainOptions, fit_embedder_task
 from simlearn.training import image_embedder
 from simlearn.training.metric import MetricTask
@@ -58,6 +59,8 @@ def check(cfg: ExperimentConfig) -> None:
             f"model.projection_dim={cfg.model.projection_dim}: only task simclr has a "
             "projection head"
         )
+    # an ImageNet backbone whose weights file is not in the torch cache: said before any run
+    check_weights_available(cfg.model)
     if cfg.model.shallow:
         return  # fitted in closed form: loss, sampler and train are not used
     if cfg.loss.name == "ntxent" or cfg.sampler.name == "random":
@@ -138,9 +141,12 @@ load_model = image_embedder.load_model
 
 
 def embed(cfg: ExperimentConfig, model: nn.Module, ds: ImageDataset, device: Any) -> dict:
+    """The image-task arrays, plus ``is_query`` and ``is_gallery`` where the manifest has them
+    (retrieval ranks the test queries against the test gallery)."""
+    from simlearn.evaluation.protocol import query_gallery_arrays
     from simlearn.models.embedder import embed_labelled
 
-    return embed_labelled(cfg, model, ds, device)
+    return embed_labelled(cfg, model, ds, device) | query_gallery_arrays(ds.manifest)
 
 
 # ----------------------------------------------------------------------------- evaluate
@@ -152,7 +158,8 @@ def evaluate(
     from simlearn.evaluation.protocol import evaluate_labelled
 
     metrics, curves, figures = evaluate_labelled(cfg, arrays, ds, figures_dir, name)
-    return Evaluation(metrics, curves, figures, ("map", "map_at_r", "precision_at_1", "roc_auc"))
+    summary = ("map", "map_at_r", "recall_at_1", "nmi", "roc_auc")
+    return Evaluation(metrics, curves, figures, summary)
 
 
 # ----------------------------------------------------------------------------- report

@@ -22,6 +22,7 @@ import numpy as np
 from simlearn.config import DEEP_MODELS, AugmentConfig, ConfigError, ExperimentConfig
 from simlearn.data.image_dataset import ImageDataset, check_holdout, load_image_dataset
 from simlearn.evaluation.protocol import KEY_METRICS
+from simlearn.models.pretrained import check_weights_available
 from simlearn.tasks import Evaluation, Trained, TrainOptions, fit_embedder_task
 from simlearn.training import image_embedder
 from simlearn.training.simclr import SimCLRTask
@@ -50,6 +51,7 @@ def check(cfg: ExperimentConfig) -> None:
         )
     if cfg.loss.name != "ntxent":
         raise ConfigError(f"loss.name={cfg.loss.name!r}: task simclr trains with ntxent")
+    check_weights_available(cfg.model)  # before any run: the file, its cache path, its URL
     if cfg.sampler.name != "random":
         raise ConfigError(
             f"sampler.name={cfg.sampler.name!r}: task simclr draws random batches; "
@@ -95,14 +97,15 @@ load_model = image_embedder.load_model
 def embed(cfg: ExperimentConfig, model: nn.Module, ds: ImageDataset, device: Any) -> dict:
     """The image-task arrays, plus ``random_embeddings``: the same encoder at its random
     initialisation (the seeded weights training started from), so that evaluation shows what
-    self-supervision bought."""
+    self-supervision bought; and ``is_query``, ``is_gallery`` where the manifest has them."""
+    from simlearn.evaluation.protocol import query_gallery_arrays
     from simlearn.models.embedder import embed_labelled, new_embedder
 
     arrays = embed_labelled(cfg, model, ds, device)
     train_idx = ds.indices("train", exclude=np.asarray(cfg.holdout_classes, dtype=np.int64))
-    initial, _ = new_embedder(cfg.model, ds.images[train_idx], cfg.seed)
+    initial, _ = new_embedder(cfg.model, ds.images, cfg.seed, rows=train_idx)
     arrays["random_embeddings"] = embed_labelled(cfg, initial, ds, device)["embeddings"]
-    return arrays
+    return arrays | query_gallery_arrays(ds.manifest)
 
 
 # ----------------------------------------------------------------------------- evaluate
@@ -111,14 +114,18 @@ def embed(cfg: ExperimentConfig, model: nn.Module, ds: ImageDataset, device: Any
 _FROZEN = ("map", "linear_probe_accuracy", "weighted_knn_accuracy", "knn_accuracy")
 
 
-def weighted_knn(arrays: dict, emb: np.ndarray) -> float:
+def weighted_knn(arrays: dict, emb: np.ndarray) -> float | None:
     """The weighted kNN of the SimCLR benchmarks (Wu et al. 2018; k = 200, or the reference size
-    if smaller, T = 0.1, cosine): training split's seen classes as reference, seen test queries."""
+    if smaller, T = 0.1, cosine), on the probe rows of the protocol
+    (:func:`~simlearn.evaluation.protocol.probe_rows`); None where no test class was trained on
+    (disjoint train and test classes: not reported)."""
     from simlearn.evaluation import weighted_knn_accuracy
+    from simlearn.evaluation.protocol import probe_rows
 
     split, holdout, labels = arrays["split"].astype(str), arrays["holdout"], arrays["labels"]
-    ref = (split == "train") & ~holdout
-    q = (split == "test") & ~holdout
+    ref, q = probe_rows(labels, split, holdout)
+    if not ref.any() or not q.any():
+        return None
     k = min(200, int(ref.sum()))
     return float(weighted_knn_accuracy(emb[ref], labels[ref], emb[q], labels[q], k=k))
 
@@ -131,15 +138,20 @@ def evaluate(
     from simlearn.evaluation.protocol import evaluate_labelled
 
     metrics, curves, figures = evaluate_labelled(cfg, arrays, ds, figures_dir, name)
-    metrics["weighted_knn_accuracy"] = weighted_knn(arrays, arrays["embeddings"])
+    wknn = weighted_knn(arrays, arrays["embeddings"])
+    if wknn is not None:
+        metrics["weighted_knn_accuracy"] = wknn
     if "random_embeddings" in arrays:
         from simlearn.evaluation.protocol import labelled_metrics
 
         emb = arrays["random_embeddings"]
         split, holdout = arrays["split"].astype(str), arrays["holdout"]
-        initial, _ = labelled_metrics(emb, arrays["labels"], split, holdout, cfg)
+        roles = {k: arrays[k] for k in ("is_query", "is_gallery") if k in arrays}
+        initial, _ = labelled_metrics(emb, arrays["labels"], split, holdout, cfg, **roles)
         initial["weighted_knn_accuracy"] = weighted_knn(arrays, emb)
-        metrics.update({f"random_init_{k}": float(initial[k]) for k in _FROZEN if k in initial})
+        metrics.update(
+            {f"random_init_{k}": float(initial[k]) for k in _FROZEN if initial.get(k) is not None}
+        )
     summary = ("map", "linear_probe_accuracy", "weighted_knn_accuracy", "random_init_map")
     return Evaluation(metrics, curves, figures, summary)
 

@@ -12,7 +12,9 @@ of an epoch from (seed, epoch, rank), computes the batch loss and a cheap valida
 - :mod:`~simlearn.training.stereo`: :class:`~simlearn.training.stereo.PatchTripletTask`, the
   MC-CNN patch network on triplets of 9x9 patches.
 
-:mod:`~simlearn.training.image_embedder` holds what the metric and simclr tasks both export.
+:mod:`~simlearn.training.image_embedder` holds what the metric and simclr tasks both export;
+:mod:`~simlearn.training.read_ahead` decodes their next batch of images from files while the
+network works on this one.
 
 The task modules (:mod:`simlearn.tasks`) build these from a checked config and hand them to the
 engine; this package never imports :mod:`simlearn.tasks`. Apart from the stereo module, torch is

@@ -5,6 +5,12 @@ drawn from (seed, epoch, rank); triplets are mined in the batch
 (:func:`~simlearn.losses.mine_triplets`), over every rank's batch under torchrun; validation is
 retrieval mAP on the validation split's seen classes
 (:func:`~simlearn.evaluation.protocol.validation_retrieval`).
+
+Images held in memory are copied to the device once; images that stay on disk (``FileImages``)
+are decoded batch by batch (:func:`simlearn.data.image_files.device_images`), the next batch
+while the network works on this one (:class:`~simlearn.training.read_ahead.ReadAhead`), and
+their channel statistics come from a bounded sample of training rows
+(:func:`simlearn.models.embedder.new_embedder`): memory does not grow with the number of images.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import numpy as np
 
 from simlearn.config import ExperimentConfig
 from simlearn.data.image_dataset import ImageDataset, check_holdout
+from simlearn.training.read_ahead import ReadAhead
 
 # torch, the engine and the models are imported where they are used, so that importing this
 # module (the task module does, when params load) does not pay for them
@@ -39,7 +46,7 @@ class MetricTask:
             )
         import torch
 
-        from simlearn.data.image_dataset import DeviceImages
+        from simlearn.data.image_files import device_images
         from simlearn.data.samplers import PairSampler, PKSampler, TripletSampler
         from simlearn.models.embedder import new_embedder
 
@@ -51,8 +58,13 @@ class MetricTask:
         if len(self.train_idx) == 0:
             raise ValueError("the training split is empty after removing holdout_classes")
         self.model: nn.Module
-        self.model, self.spec = new_embedder(cfg.model, ds.images[self.train_idx], cfg.seed)
-        self._images = DeviceImages(ds.images)
+        self.model, self.spec = new_embedder(cfg.model, ds.images, cfg.seed, self.train_idx)
+        # in memory: the whole set copied once to the device; files: each batch's rows decoded,
+        # the next batch's while the network works on this one
+        self._images: Any = device_images(ds.images)
+        self._ahead = None if isinstance(ds.images, np.ndarray) else ReadAhead(self._images)
+        if self._ahead is not None:
+            self._images = self._ahead
         self._y = torch.from_numpy(np.array(ds.labels, dtype=np.int64))
         self._labels_on: dict[str, torch.Tensor] = {}
 
@@ -108,11 +120,21 @@ class MetricTask:
 
     def batches(self, epoch: int, rank: int = 0, world_size: int = 1):
         # samplers index the training subset; map to dataset rows
-        for b in self.sampler.epoch(epoch, rank, world_size):
+        def rows(b: Any) -> Any:
             if isinstance(b, tuple):
-                yield tuple(self.train_idx[part] if part.dtype != bool else part for part in b)
-            else:
-                yield self.train_idx[b]
+                return tuple(self.train_idx[part] if part.dtype != bool else part for part in b)
+            return self.train_idx[b]
+
+        out = (rows(b) for b in self.sampler.epoch(epoch, rank, world_size))
+        yield from out if self._ahead is None else self._ahead.iterate(out, self._forward_rows)
+
+    def _forward_rows(self, batch: Any) -> np.ndarray:
+        """The dataset rows of a batch in the order of its one forward pass."""
+        if self.cfg.sampler.name == "pairs":  # (i, j, same)
+            return np.concatenate(batch[:2])
+        if self.cfg.sampler.name == "triplets":  # (a, p, n)
+            return np.concatenate(batch)
+        return batch
 
     # -- loss -------------------------------------------------------------------------------
 
@@ -124,12 +146,12 @@ class MetricTask:
         name, s = self.cfg.loss.name, self.cfg.sampler
         if s.name == "pairs":  # (i, j, same): one forward pass over both sides
             i, j, same = batch
-            x, _ = self._train_inputs(np.concatenate([i, j]), device)
+            x, _ = self._train_inputs(self._forward_rows(batch), device)
             e = model(x).float()
             a, b = e[: len(i)], e[len(i) :]
             return self.criterion(a, b, torch.as_tensor(same, device=device)), 2 * len(i)
         if s.name == "triplets":  # (a, p, n)
-            rows = np.concatenate(batch)
+            rows = self._forward_rows(batch)
             x, _ = self._train_inputs(rows, device)
             e = model(x).float()
             t = len(batch[0])

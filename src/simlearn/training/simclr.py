@@ -5,7 +5,8 @@ Random batches of training images (:class:`~simlearn.data.samplers.RandomBatchSa
 unused), two random views of each (:func:`simlearn.augment.random_view`, fixed by a per-batch
 seed), the encoder f and the projection head g on both views in one pass, and NT-Xent between
 them over every rank's views. Validation is retrieval mAP of f on the validation split, as in
-the metric task. Only f is exported (``embedder``).
+the metric task. Only f is exported (``embedder``). Images on disk stream as in the metric
+task (decoded batch by batch, one batch ahead).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import numpy as np
 
 from simlearn.config import AugmentConfig, ExperimentConfig
 from simlearn.data.image_dataset import ImageDataset, check_holdout
+from simlearn.training.read_ahead import ReadAhead
 
 # torch, the engine and the models are imported where they are used, so that importing this
 # module (the task module does, when params load) does not pay for them
@@ -37,7 +39,7 @@ class SimCLRTask:
 
     def __init__(self, cfg: ExperimentConfig, ds: ImageDataset) -> None:
         from simlearn.augment import view_kwargs
-        from simlearn.data.image_dataset import DeviceImages
+        from simlearn.data.image_files import device_images
         from simlearn.data.samplers import RandomBatchSampler
         from simlearn.losses import NTXentLoss
         from simlearn.models.embedder import new_embedder
@@ -49,9 +51,14 @@ class SimCLRTask:
         self.train_idx = ds.indices("train", exclude=holdout)
         if len(self.train_idx) < 2:
             raise ValueError("the training split has fewer than 2 images after holdout_classes")
-        embedder, self.spec = new_embedder(cfg.model, ds.images[self.train_idx], cfg.seed)
+        embedder, self.spec = new_embedder(cfg.model, ds.images, cfg.seed, self.train_idx)
         self.model = SimCLRModel(embedder, cfg.model.embedding_dim, cfg.model.projection_dim)
-        self._images = DeviceImages(ds.images)
+        # in memory: the whole set copied once to the device; files: each batch's rows decoded,
+        # the next batch's while the network works on this one
+        self._images: Any = device_images(ds.images)
+        self._ahead = None if isinstance(ds.images, np.ndarray) else ReadAhead(self._images)
+        if self._ahead is not None:
+            self._images = self._ahead
         s = cfg.sampler
         self.sampler = RandomBatchSampler(
             len(self.train_idx), s.batch_size, cfg.seed, s.steps_per_epoch
@@ -64,8 +71,8 @@ class SimCLRTask:
         return self.model.embedder
 
     def batches(self, epoch: int, rank: int = 0, world_size: int = 1):
-        for rows, view_seed in self.sampler.epoch(epoch, rank, world_size):
-            yield self.train_idx[rows], view_seed
+        out = ((self.train_idx[r], seed) for r, seed in self.sampler.epoch(epoch, rank, world_size))
+        yield from out if self._ahead is None else self._ahead.iterate(out, lambda b: b[0])
 
     def views(
         self, rows: np.ndarray, view_seed: int, device: torch.device

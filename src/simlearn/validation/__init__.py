@@ -1,8 +1,8 @@
 """Great Expectations suites, one per data kind, over the canonical datasets in `data/<name>/`.
 
 `validate_dataset(data_dir)` picks the suite from meta.json `kind` ("images", "stereo",
-"sketch"), recomputes what matters from the files, runs GX on an ephemeral context and returns a
-`ValidationReport` (JSON dict, HTML page, readable failure list).
+"sketch", "files"), recomputes what matters from the files, runs GX on an ephemeral context and
+returns a `ValidationReport` (JSON dict, HTML page, readable failure list).
 """
 
 from simlearn.validation.report import ExpectationResult, ValidationReport

@@ -14,6 +14,10 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 MAX_EXAMPLES = 5  # offending rows or values kept per expectation
+OBSERVED_CHARS = 300  # an observed value is cut to this many characters in text and HTML
+# an example row is cut later: it names files (a dataset path and the user's original path, or
+# both copies of a leaked image), which must survive whole
+EXAMPLE_CHARS = 1000
 
 
 @dataclass(frozen=True)
@@ -92,7 +96,9 @@ class ValidationReport:
             lines.append(f"- {r.expectation_type} on {r.target}: {r.description}")
             lines.append(f"    observed: {_short(r.observed)}")
             if r.examples:
-                lines.append("    examples: " + "; ".join(_short(e) for e in r.examples))
+                lines.append(
+                    "    examples: " + "; ".join(_short(e, EXAMPLE_CHARS) for e in r.examples)
+                )
             if r.error:
                 lines.append(f"    error: {r.error}")
         return "\n".join(lines)
@@ -148,7 +154,7 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
-def _short(value: Any, limit: int = 300) -> str:
+def _short(value: Any, limit: int = OBSERVED_CHARS) -> str:
     """One-line JSON text of a value, cut to `limit` characters."""
     text = value if isinstance(value, str) else json.dumps(value, default=str, sort_keys=True)
     return text if len(text) <= limit else text[: limit - 3] + "..."
@@ -156,7 +162,9 @@ def _short(value: Any, limit: int = 300) -> str:
 
 def _html_row(r: ExpectationResult) -> str:
     status = "pass" if r.success else "fail"
-    examples = "<br>".join(f"<code>{html.escape(_short(e))}</code>" for e in r.examples)
+    examples = "<br>".join(
+        f"<code>{html.escape(_short(e, EXAMPLE_CHARS))}</code>" for e in r.examples
+    )
     if r.error:
         examples += f"<br><code>{html.escape(r.error)}</code>"
     cells = [

@@ -19,11 +19,11 @@ import pandas as pd
 from great_expectations.core.batch_definition import BatchDefinition
 from great_expectations.data_context.types.base import ProgressBarsConfig
 
-from simlearn.validation import images, sketch, stereo
+from simlearn.validation import files, images, sketch, stereo
 from simlearn.validation.common import TableCheck
 from simlearn.validation.report import MAX_EXAMPLES, ExpectationResult, ValidationReport
 
-KINDS: tuple[str, ...] = ("images", "stereo", "sketch")
+KINDS: tuple[str, ...] = ("images", "stereo", "sketch", "files")
 META_FILE = "meta.json"
 MANIFEST_FILE = "manifest.parquet"
 
@@ -34,6 +34,7 @@ def validate_dataset(
     min_rows_per_split: int = 1,
     min_valid_fraction: float = 0.3,
     splits: Sequence[str] | None = None,
+    workers: int | None = None,
 ) -> ValidationReport:
     """Validates the canonical dataset in `data_dir` with the suite of its kind.
 
@@ -42,6 +43,8 @@ def validate_dataset(
     min_valid_fraction: stereo only; floor on the fraction of pixels with ground-truth disparity.
     splits: the splits that must be present; default: the keys of meta.json `split_counts`,
         else "train" plus whichever known splits the manifest uses.
+    workers: files only; threads decoding the image files (default: meta.json `workers`, else
+        one per CPU, at most 8).
     Raises FileNotFoundError for a missing folder, meta.json, manifest or data file, and
     ValueError for bad arguments, an unknown kind or meta.json keys the kind needs.
     """
@@ -55,6 +58,10 @@ def validate_dataset(
         isinstance(splits, str) or not all(isinstance(s, str) for s in splits)
     ):
         raise ValueError(f"splits must be a sequence of split names or None, got {splits!r}")
+    if workers is not None and (
+        isinstance(workers, bool) or not isinstance(workers, int) or workers < 1
+    ):
+        raise ValueError(f"workers must be an int >= 1 or None, got {workers!r}")
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
         raise FileNotFoundError(f"dataset folder {data_dir} does not exist")
@@ -74,9 +81,18 @@ def validate_dataset(
             min_valid_fraction=float(min_valid_fraction),
             splits=splits,
         )
-    else:
+    elif kind == "sketch":
         tables = sketch.build_tables(
             data_dir, meta, manifest, min_rows_per_split=min_rows_per_split, splits=splits
+        )
+    else:
+        tables = files.build_tables(
+            data_dir,
+            meta,
+            manifest,
+            min_rows_per_split=min_rows_per_split,
+            splits=splits,
+            workers=workers,
         )
     return run_tables(tables, dataset=str(meta.get("name") or data_dir.name), kind=kind)
 
