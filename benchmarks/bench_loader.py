@@ -15,7 +15,12 @@ that machine noise hits both; the table gives the best and median pass of each a
 the medians. The first batches of the two are also compared: at 256 -> 224 px no decoding
 shortcut applies, so the pixels should be equal.
 
-Run: ``python benchmarks/bench_loader.py [--images 2000] [--workers 2] [--repeat 3]``.
+Run: ``python benchmarks/bench_loader.py [--images 2000] [--workers 2] [--repeat 3]
+[--epoch-images 5000 20000] [--epoch-size 64]``. The second part of the table: the peak RSS
+(``ru_maxrss``) of one training epoch (``simlearn.tasks.train``, a width-16 convnet,
+batch-hard on P x K batches) over each number of generated JPEGs, each in a fresh process,
+images read at ``--epoch-size`` px; it should not grow with the number of images (they stay
+on disk).
 ``--json PATH`` appends the figures as JSON lines (see ``benchmarks/suite_results.py``).
 """
 
@@ -147,6 +152,81 @@ def measure_throughput(args: argparse.Namespace, folder: Path, paths: list[Path]
     return rows
 
 
+def epoch_child(folder: Path, work: Path, size: int, workers: int) -> None:
+    """In a fresh process: build an ``image_folder`` dataset of ``folder`` (copies + manifest),
+    train one epoch of a convnet on it through :func:`simlearn.tasks.train` (P x K batches,
+    batch-hard), and print the peak RSS after loading the modules and after the epoch, in MiB
+    (``ru_maxrss``), as one JSON line."""
+    import json
+    import resource
+
+    from simlearn import tasks
+    from simlearn.config import dataset_config
+    from simlearn.data.sources import build_dataset
+
+    def peak() -> float:
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB -> MiB (Linux)
+
+    params = {
+        "datasets": {"bench": {"source": "image_folder", "path": str(folder), "image_size": size,
+                               "workers": workers, "split_by": "image"}},
+        "experiments": {"e": {
+            "task": "metric", "dataset": "bench",
+            "model": {"name": "convnet", "embedding_dim": 32, "width": 16},
+            "loss": {"name": "batch_hard"},
+            "sampler": {"classes_per_batch": 8, "samples_per_class": 8},
+            "train": {"epochs": 1, "device": "cpu"},
+        }},
+    }  # fmt: skip
+    cfg_ds, _ = dataset_config(params, "bench")
+    before_build = peak()
+    t0 = time.perf_counter()
+    build_dataset("bench", cfg_ds, work / "data", work / "downloads")
+    built = time.perf_counter() - t0
+    cfg = tasks.experiment_config(params, "e")
+    data = tasks.load(cfg, work / "data")
+    before = peak()
+    t0 = time.perf_counter()
+    trained = tasks.train(cfg, data, checkpoint_dir=work / "checkpoint")
+    seconds = time.perf_counter() - t0
+    rows = len(data.indices("train"))
+    print(json.dumps({"before_build_mib": before_build, "before_epoch_mib": before,
+                      "after_epoch_mib": peak(), "epoch_s": seconds, "build_s": built,
+                      "train_rows": rows, "loss": float(trained.history[-1]["loss"])
+                      if trained.history else None}))  # fmt: skip
+
+
+def measure_epoch_rss(args: argparse.Namespace, root: Path) -> list[dict]:
+    """Peak RSS of one training epoch over each of ``--epoch-images`` generated JPEGs (256 px,
+    read at ``--epoch-size`` px), each in a fresh process: flat in the number of images when
+    the images stay on disk."""
+    import json
+    import subprocess
+
+    rows = []
+    for n in args.epoch_images:
+        folder = root / f"epoch-{n}"
+        make_jpegs(folder, n)
+        work = root / f"work-{n}"
+        out = subprocess.run(
+            [sys.executable, __file__, "--epoch-child", str(folder), str(work),
+             "--epoch-size", str(args.epoch_size), "--workers", str(args.workers)],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        if out.returncode:
+            raise SystemExit(f"epoch over {n} images failed:\n{out.stderr[-3000:]}")
+        r = json.loads(out.stdout.strip().splitlines()[-1])
+        note = (
+            f"{n:,} JPEGs 256 px read at {args.epoch_size} px, {r['train_rows']:,} training rows, "
+            f"convnet width 16, P x K 8 x 8, {args.workers} decoding threads; epoch "
+            f"{r['epoch_s']:.0f} s ({r['train_rows'] / r['epoch_s']:.0f} images/s), peak before "
+            f"the epoch {r['before_epoch_mib']:.0f} MiB"
+        )
+        rows.append({"figure": f"peak RSS, one epoch over {n:,} images", "unit": "MiB",
+                     "value": r["after_epoch_mib"], "note": note})  # fmt: skip
+    return rows
+
+
 def print_table(rows: list[dict]) -> None:
     print(f"{'figure':48s} {'median':>12s} {'best':>12s}  unit")
     for r in rows:
@@ -166,15 +246,23 @@ def main() -> None:
     ap.add_argument("--folder", type=Path, default=None, help="keep the JPEGs here (reused)")
     ap.add_argument("--json", type=Path, default=None, help="append the figures (JSON lines)")
     ap.add_argument("--step-name", default="loader", help="the suite step of the figures")
+    ap.add_argument(
+        "--epoch-images", type=int, nargs="*", default=[5_000, 20_000],
+        help="peak RSS of one training epoch over each of these numbers of JPEGs (none: skip)",
+    )  # fmt: skip
+    ap.add_argument("--epoch-size", type=int, default=64, help="px the epoch reads images at")
+    ap.add_argument("--epoch-child", nargs=2, type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.epoch_child:
+        epoch_child(*args.epoch_child, args.epoch_size, args.workers)
+        return
     with tempfile.TemporaryDirectory(prefix="bench_loader-") as tmp:
-        folder = args.folder or Path(tmp)
+        folder = args.folder or Path(tmp) / "throughput"
         t0 = time.perf_counter()
         paths = make_jpegs(folder, args.images)
         print(f"{len(paths)} JPEGs in {folder} ({time.perf_counter() - t0:.1f} s to make)")
         rows = measure_throughput(args, folder, paths)
-        # further measures (e.g. the peak RSS of one training epoch over these files) return
-        # rows of the same shape ({figure, value, unit, note[, best]}) and are added here
+        rows += measure_epoch_rss(args, Path(tmp))
         print_table(rows)
         for r in rows:
             append(args.json, args.step_name, r["figure"], float(r["value"]), r["unit"], r["note"])
