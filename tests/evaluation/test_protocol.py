@@ -297,3 +297,36 @@ def test_evaluation_reads_only_the_grid_images_in_chunks(tmp_path):
     # the grid: 6 query images, then 6 x 8 neighbours; nothing else is read
     assert sum(lazy.reads) == 6 + 6 * 8 and max(lazy.reads) <= 512
     assert all(p.exists() for p in figures)
+
+
+def test_validation_retrieval_embeds_at_most_its_cap_of_rows(monkeypatch):
+    """The per-epoch check embeds a seeded sample of VAL_RETRIEVAL_ROWS val rows (the same
+    each epoch), and every row when the split is smaller."""
+    from types import SimpleNamespace
+
+    import simlearn.evaluation.protocol as protocol
+    import simlearn.models.embedder as embedder
+
+    seen: list[np.ndarray] = []
+
+    def fake_embed(model, images, device, rows=None, **_):
+        seen.append(np.asarray(rows))
+        return np.eye(4, dtype=np.float32)[ds.labels[rows] % 4]  # one direction per class mod 4
+
+    monkeypatch.setattr(embedder, "embed_images", fake_embed)
+    labels = np.arange(40) % 4
+    ds = SimpleNamespace(
+        labels=labels,
+        indices=lambda split, exclude=None: np.arange(40),
+        images=None,
+    )
+    cfg = SimpleNamespace(
+        holdout_classes=[], seed=3, eval=SimpleNamespace(normalize="none", distance="euclidean")
+    )
+    out = protocol.validation_retrieval(cfg, ds, None, "cpu")
+    assert len(seen[-1]) == 40 and out["val_map"] == 1.0
+    monkeypatch.setattr(protocol, "VAL_RETRIEVAL_ROWS", 12)
+    protocol.validation_retrieval(cfg, ds, None, "cpu")
+    protocol.validation_retrieval(cfg, ds, None, "cpu")
+    assert len(seen[-1]) == 12 and len(set(seen[-1].tolist())) == 12
+    assert np.array_equal(seen[-1], seen[-2]) and np.all(np.diff(seen[-1]) > 0)

@@ -258,9 +258,10 @@ def test_bad_model_settings_are_refused(kwargs, match):
 
 
 def test_rows_per_batch_bounds_the_batch_by_pixels():
-    assert rows_per_batch((0, 8, 8, 1)) == 1024  # today's batch for every small image
-    assert rows_per_batch((0, 96, 96, 3)) == 1024
-    assert rows_per_batch((0, 224, 224, 3)) == 199
+    assert rows_per_batch((0, 8, 8, 1)) == 1024  # the batch of every image up to 44 x 44 px
+    assert rows_per_batch((0, 28, 28, 1)) == 1024
+    assert rows_per_batch((0, 64, 64, 3)) == 2_000_000 // 4096 == 488
+    assert rows_per_batch((0, 224, 224, 3)) == 39
     assert rows_per_batch((0, 5000, 5000, 3)) == 1
 
 

