@@ -70,22 +70,22 @@ def draw_shape(shape: str, size: tuple[int, int], rng: np.random.Generator) -> I
     def seg(x0: float, y0: float, x1: float, y1: float) -> None:
         d.line(turned([(x0, y0), (x1, y1)]), fill=colour, width=line)
 
+    def outline_or_fill(points: list) -> None:
+        if shape.endswith(("_outline", "frame")):
+            d.line([*points, points[0]], fill=colour, width=line, joint="curve")
+        else:
+            d.polygon(points, fill=colour)
+
     if shape == "circle":
         d.ellipse(box, fill=colour)
     elif shape == "ring":
         d.ellipse(box, outline=colour, width=line)
     elif shape in ("square", "frame"):
-        corners = turned([(cx - r, cy - r), (cx + r, cy - r), (cx + r, cy + r), (cx - r, cy + r)])
-        if shape == "square":
-            d.polygon(corners, fill=colour)
-        else:
-            d.line([*corners, corners[0]], fill=colour, width=line, joint="curve")
+        outline_or_fill(
+            turned([(cx - r, cy - r), (cx + r, cy - r), (cx + r, cy + r), (cx - r, cy + r)])
+        )
     elif shape in ("triangle", "triangle_outline"):
-        points = _polygon(cx, cy, r, 3, turn - math.pi / 2)
-        if shape == "triangle":
-            d.polygon(points, fill=colour)
-        else:
-            d.line([*points, points[0]], fill=colour, width=line, joint="curve")
+        outline_or_fill(_polygon(cx, cy, r, 3, turn - math.pi / 2))
     elif shape == "cross":
         seg(cx - r, cy - r, cx + r, cy + r)
         seg(cx - r, cy + r, cx + r, cy - r)
@@ -97,19 +97,11 @@ def draw_shape(shape: str, size: tuple[int, int], rng: np.random.Generator) -> I
         d.polygon(turned([(cx - a, cy - b), (cx + a, cy - b), (cx + a, cy + b), (cx - a, cy + b)]),
                   fill=colour)  # fmt: skip
     elif shape in ("diamond", "diamond_outline"):
-        points = _polygon(cx, cy, r, 4, turn)
-        if shape == "diamond":
-            d.polygon(points, fill=colour)
-        else:
-            d.line([*points, points[0]], fill=colour, width=line, joint="curve")
+        outline_or_fill(_polygon(cx, cy, r, 4, turn))
     elif shape == "star":
         d.polygon(_polygon(cx, cy, r, 5, turn - math.pi / 2, star=True), fill=colour)
     elif shape in ("hexagon", "hexagon_outline"):
-        points = _polygon(cx, cy, r, 6, turn)
-        if shape == "hexagon":
-            d.polygon(points, fill=colour)
-        else:
-            d.line([*points, points[0]], fill=colour, width=line, joint="curve")
+        outline_or_fill(_polygon(cx, cy, r, 6, turn))
     elif shape == "semicircle":
         start = math.degrees(turn)
         d.pieslice(box, start=180 + start, end=360 + start, fill=colour)
