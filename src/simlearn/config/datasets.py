@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -36,6 +37,8 @@ OFFICIAL_SPLIT_SOURCES = ("cub200", "cars196", "sop")
 #: image_size when unset: the benchmarks are read at the ImageNet size of pretrained backbones
 _DEFAULT_IMAGE_SIZE = {"cub200": 224, "cars196": 224, "sop": 224}
 
+_SHA256 = re.compile(r"[0-9a-fA-F]{64}")
+
 #: The 23 Middlebury 2014 scenes published with ground truth.
 MIDDLEBURY_SCENES = (
     "Adirondack", "Backpack", "Bicycle1", "Cable", "Classroom1", "Couch", "Flowers", "Jadeplant",
@@ -54,6 +57,10 @@ class DatasetConfig:
     test_fraction: float = 0.2  # share held out for test; only where no official test exists
     max_per_split: int | None = None  # cap per split (stratified), for quick runs on big sets
     url: str | None = None  # base URL or mirror (file:// allowed) replacing BASE_URLS[source]
+    # remote sources: {<file name>: <sha256>}, replacing the built-in SHA-256 of that file (a
+    # mirror that re-packs the files, or a source that publishes none). Keys are checked against
+    # the source's files when the dataset is built; there is no way to skip verification
+    checksums: dict[str, str] | None = None
     disparity: str = "noc"  # kitti: "noc" (non-occluded) or "occ" (all pixels) ground truth
     scenes: tuple[str, ...] = ()  # middlebury2014: scenes to use; empty = all 23 with GT
     # sketch_synthetic: size of the generated set (the defaults: 16 x 16 photos x 5 sketches,
@@ -111,6 +118,32 @@ class DatasetConfig:
         # the generator draws shapes that need 32 px; a decoded file can be as small as 8 px
         at_least("image_size", self.image_size, 32 if self.source == "sketch_synthetic" else 8)
         self._check_files_keys()
+        self._check_checksums()
+
+    def _check_checksums(self) -> None:
+        """``checksums``: a mapping of file names to 64 hex digits (lower-cased here)."""
+        if self.checksums is None:
+            return
+        if not isinstance(self.checksums, Mapping) or not self.checksums:
+            raise ConfigError(
+                f"checksums={self.checksums!r}: a mapping of file names to SHA-256 values, e.g. "
+                "checksums: {train-images-idx3-ubyte.gz: <64 hex digits>}; remove it to use the "
+                "built-in values"
+            )
+        clean = {}
+        for file, digest in self.checksums.items():
+            if not isinstance(file, str) or not file or "/" in file or "\\" in file:
+                raise ConfigError(
+                    f"checksums: key {file!r} must be a file's own name (no folder), e.g. "
+                    "data_scene_flow.zip"
+                )
+            if not isinstance(digest, str) or not _SHA256.fullmatch(digest.strip()):
+                raise ConfigError(
+                    f"checksums.{file}={digest!r}: a SHA-256 is 64 hex digits (sha256sum "
+                    f"{file} prints it); quote it in params.yaml"
+                )
+            clean[file] = digest.strip().lower()
+        object.__setattr__(self, "checksums", clean)
 
     def _check_files_keys(self) -> None:
         """The keys of kind "files": each bad value is one error naming key, value, what is

@@ -239,6 +239,8 @@ def _meta(cfg: DatasetConfig) -> dict[str, object]:
         unused -= {"image_size"}
     else:
         unused |= set(_FILES_KEYS)
+    if not config.get("checksums"):
+        unused.add("checksums")  # only recorded when stated, so older meta.json stay the same
     return {"config": {k: v for k, v in config.items() if k not in unused}}
 
 
