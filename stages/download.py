@@ -26,10 +26,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     from simlearn.config import ConfigError, dataset_config, load_params
-    from simlearn.data.benchmarks import BenchmarkLayoutError
-    from simlearn.data.fetch import FetchError
-    from simlearn.data.image_files import ImageFileError
-    from simlearn.data.sources import ManualDownloadRequired, build_dataset
+    from simlearn.data.errors import DataError
+    from simlearn.data.sources import build_dataset
 
     cfg, _ = dataset_config(load_params(args.params), args.dataset)
     t0 = time.perf_counter()
@@ -41,10 +39,9 @@ def main(argv: list[str] | None = None) -> int:
             args.downloads.resolve() / cfg.source,
             check_raw=check_raw_tree,
         )
-    except (
-        FetchError, ManualDownloadRequired, ConfigError, ImageFileError, BenchmarkLayoutError
-    ) as e:  # fmt: skip
-        # errors about the user's data or params: one message, no traceback
+    except (DataError, ConfigError) as e:
+        # errors about the user's data or params: one message, no traceback (DataError: a file
+        # that cannot be read, a wrong layout, a failed download, a missing manual download)
         print(f"download@{args.dataset} failed:\n{e}", file=sys.stderr)
         return 1
     counts = manifest["split"].value_counts().to_dict()

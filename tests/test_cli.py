@@ -160,3 +160,96 @@ def test_console_script_is_declared() -> None:
     meta = tomllib.loads((ROOT / "pyproject.toml").read_text())
     assert meta["project"]["scripts"]["simlearn"] == "simlearn.cli:main"
     assert any(d.startswith("faiss-cpu") for d in meta["project"]["optional-dependencies"]["faiss"])
+
+
+# ----------------------------------------------------------------------------- bad requests
+
+
+def _copy_project(project: Path, tmp_path: Path) -> Path:
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(project, copy)
+    return copy
+
+
+def test_folder_as_query_is_one_message(project, capsys, tmp_path) -> None:
+    assert run(project, "--exp", "raw", "--query", str(tmp_path)) == 1
+    err = capsys.readouterr().err
+    assert f"--query {tmp_path} is a folder; give one image file" in err
+    assert "Traceback" not in err
+
+
+def test_truncated_query_image_is_named(project, capsys, tmp_path) -> None:
+    path = tmp_path / "q.png"
+    noise = np.random.default_rng(0).integers(0, 256, (64, 64), dtype=np.uint8)
+    Image.fromarray(noise).save(path)
+    path.write_bytes(path.read_bytes()[:2000])  # the header is whole, the pixels are not
+    assert run(project, "--exp", "raw", "--query", str(path)) == 1
+    assert f"{path} cannot be decoded" in capsys.readouterr().err
+
+
+def test_experiment_without_embeddings_is_refused_by_name(project, capsys, tmp_path) -> None:
+    copy = _copy_project(project, tmp_path)
+    params = yaml.safe_load((copy / "params.yaml").read_text())
+    params["datasets"]["motorcycle"] = {}
+    params["experiments"]["stereo_ncc"] = {"task": "stereo", "dataset": "motorcycle"}
+    (copy / "params.yaml").write_text(yaml.safe_dump(params))
+    np.savez(copy / "data/embeddings/stereo_ncc.npz", disparity=np.zeros((2, 3)), ids=["a"])
+    assert run(copy, "--exp", "stereo_ncc", "--query-id", "a") == 1
+    err = capsys.readouterr().err
+    assert "experiment 'stereo_ncc' (task stereo) writes disparity, ids, not embeddings" in err
+    assert "Traceback" not in err
+
+
+def test_truncated_embeddings_are_named_and_a_truncated_index_is_rebuilt(
+    project, capsys, tmp_path
+) -> None:
+    copy = _copy_project(project, tmp_path)
+    query = str(np.load(copy / "data/embeddings/raw.npz")["ids"][0])
+    assert run(copy, "--exp", "raw", "--query-id", query, "--out", str(tmp_path / "a.png")) == 0
+    first = capsys.readouterr().out.splitlines()[2:10]
+    from simlearn.search import index_path
+
+    index = index_path(copy / "data/embeddings/raw.npz", "none")
+    assert index.is_file()
+    index.write_bytes(index.read_bytes()[:100])  # a cached index cut short
+    assert run(copy, "--exp", "raw", "--query-id", query, "--out", str(tmp_path / "b.png")) == 0
+    assert capsys.readouterr().out.splitlines()[2:10] == first  # rebuilt, same answer
+    assert index.stat().st_size > 100  # and saved whole again
+
+    emb = copy / "data/embeddings/raw.npz"
+    emb.write_bytes(emb.read_bytes()[:-200])
+    assert run(copy, "--exp", "raw", "--query-id", query) == 1
+    err = capsys.readouterr().err
+    assert f"{emb}: cannot be read" in err and "`dvc repro embed@raw` writes it again" in err
+
+
+def test_id_with_path_parts_stays_in_the_output_folder_and_huge_k_draws_16(
+    project, capsys, tmp_path, monkeypatch
+) -> None:
+    copy = _copy_project(project, tmp_path)
+    z = dict(np.load(copy / "data/embeddings/raw.npz"))
+    ids = z["ids"].astype(str)
+    ids[0] = "../../escape"
+    z["ids"] = ids
+    np.savez(copy / "data/embeddings/raw.npz", **z)
+    import pandas as pd
+
+    manifest = pd.read_parquet(copy / "data/digits/manifest.parquet")
+    manifest.loc[manifest.index[0], "id"] = "../../escape"
+    manifest.to_parquet(copy / "data/digits/manifest.parquet")
+    work = tmp_path / "work" / "deep"
+    work.mkdir(parents=True)
+    monkeypatch.chdir(work)
+    k = "99999999999999999999"
+    assert run(copy, "--exp", "raw", "--query-id", "../../escape", "--k", k) == 0
+    printed = capsys.readouterr().out
+    assert sorted(p.name for p in work.iterdir()) == ["search_raw_escape.png"]
+    assert not (tmp_path / "escape.png").exists()
+    assert (
+        len([ln for ln in printed.splitlines() if ln.split()[:1] and ln.split()[0].isdigit()])
+        == len(ids) - 1
+    )
+    with Image.open(work / "search_raw_escape.png") as img:  # 16 results, not 1,796
+        assert img.size[0] < 1.45 * 18 * 120 + 100

@@ -17,6 +17,7 @@ the experiment's ``eval`` section. The gallery index is saved beside the embeddi
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,16 @@ _MODES = {"L": 1, "LA": 2, "RGB": 3, "RGBA": 4}
 
 class SearchError(Exception):
     """A search that cannot run as asked; the message says what is expected."""
+
+
+#: the most results the search figure draws (the printed table lists every one of the k)
+FIGURE_RESULTS = 16
+
+
+def _file_part(text: str) -> str:
+    """``text`` as one safe file-name component: an id such as ``../x`` or ``a/b`` never makes
+    the figure land outside the output folder."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._") or "query"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -89,6 +100,11 @@ def _read_image(path: Path, expected: tuple[int, int, int]) -> np.ndarray:
     want += f" ({mode_of.get(c, 'uint8')}, 8 bits)"
     if not path.exists():
         raise SearchError(f"query image {path} does not exist")
+    if path.is_dir():
+        raise SearchError(
+            f"--query {path} is a folder; give one image file (a .png or .jpg), or an item of "
+            "the dataset with --query-id"
+        )
     try:
         with Image.open(path) as img:
             img.load()
@@ -96,6 +112,10 @@ def _read_image(path: Path, expected: tuple[int, int, int]) -> np.ndarray:
             pixels = np.asarray(img)
     except UnidentifiedImageError as e:
         raise SearchError(f"{path} is not an image file PIL can read: {e}") from e
+    except (OSError, SyntaxError, ValueError) as e:  # a truncated or damaged image
+        raise SearchError(
+            f"{path} cannot be decoded ({e}): the file is truncated or damaged"
+        ) from e
     if mode not in _MODES:
         raise SearchError(
             f"{path}: PIL mode {mode!r} does not fit the model, which takes {want}; convert it, "
@@ -217,6 +237,15 @@ def search_command(args: argparse.Namespace) -> dict[str, Any]:
         raise SearchError(
             f"{emb_path} is missing: embed the experiment first (`dvc repro embed@{args.exp}`)"
         )
+    from simlearn.data.readers import read_npz
+
+    arrays = read_npz(emb_path, remedy=f"`dvc repro embed@{args.exp}` writes it again.")
+    if "embeddings" not in arrays:
+        raise SearchError(
+            f"experiment {args.exp!r} (task {cfg.task}) writes {', '.join(sorted(arrays))}, not "
+            "embeddings, so it has no gallery to search; pick an experiment of task metric, "
+            "simclr or sbir"
+        )
     index = load_index(emb_path, normalize)
     if args.k < 1:
         raise SearchError(f"--k {args.k}: give at least 1 result")
@@ -226,7 +255,7 @@ def search_command(args: argparse.Namespace) -> dict[str, Any]:
     except FileNotFoundError as e:
         raise SearchError(f"the dataset of {args.exp} is missing: {e}") from e
 
-    with np.load(emb_path, allow_pickle=False) as z:
+    with np.load(emb_path, allow_pickle=False) as z:  # read whole above: not truncated
         all_ids = z["ids"].astype(str)
         all_labels = z["labels"] if "labels" in z.files else None
         domains = z["domain"].astype(str) if "domain" in z.files else None
@@ -297,16 +326,18 @@ def search_command(args: argparse.Namespace) -> dict[str, Any]:
     q_caption = f"{name}\n{q_caption}" if q_caption else name
     if domains is not None and exclude is not None:
         q_caption += f"\n({domains[exclude[0]]})"
-    out = args.out or Path(f"search_{args.exp}_{name}.png")
+    out = args.out or Path(f"search_{_file_part(args.exp)}_{_file_part(name)}.png")
     matched = "" if same is None else f", {int(same.sum())}/{k} share its label"
+    shown = min(k, FIGURE_RESULTS)  # the table lists all k; the figure the nearest ones
     plot_search(
         query_image,
-        [_item_image(data, int(r)) for r in res.rows[0]],
-        captions,
+        [_item_image(data, int(r)) for r in res.rows[0][:shown]],
+        captions[:shown],
         out,
-        title=f"{args.exp}: top {k} by {d_name} (normalize {normalize}){matched}",
+        title=f"{args.exp}: top {k} by {d_name} (normalize {normalize}){matched}"
+        + (f"; the nearest {shown} shown" if shown < k else ""),
         query_caption=q_caption,
-        same_class=same,
+        same_class=None if same is None else same[:shown],
     )
     print(f"figure: {out}")
     return {"result": res, "figure": out, "query_label": query_label, "distance": distance.name}
@@ -314,12 +345,13 @@ def search_command(args: argparse.Namespace) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     from simlearn.config import ConfigError
+    from simlearn.data.errors import DataError
 
     args = parse_args(argv)
     try:
         if args.command == "search":
             search_command(args)
-    except (SearchError, ConfigError) as e:
+    except (SearchError, ConfigError, DataError) as e:
         print(f"simlearn {args.command}: error: {e}", file=sys.stderr)
         return 1
     return 0

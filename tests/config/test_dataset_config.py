@@ -93,7 +93,8 @@ def test_files_keys_parse_with_their_defaults():
         ),
         (
             {"source": "digits", "path": "photos"},
-            "datasets.d.path='photos': only used by sources image_folder, manifest, not 'digits'",
+            "datasets.d.path='photos': only used by sources image_folder, manifest, "
+            "stereo_folder, not 'digits'",
         ),
         (
             {"source": "cub200", "split_by": "class"},

@@ -475,7 +475,8 @@ def test_every_archive_source_has_an_extraction_cap() -> None:
     archive_sources = {
         source
         for source, files in ARCHIVES.items()
-        if source == "middlebury2014" or any(f.endswith((".zip", ".tar.gz", ".tgz")) for f in files)
+        if source == "middlebury2014"
+        or any(f.endswith((".zip", ".tar.gz", ".tgz", ".7z")) for f in files)
     }
     assert archive_sources == set(EXTRACT_MAX_BYTES)
     assert all(isinstance(v, int) and 100 * MiB <= v <= 8 << 30 for v in EXTRACT_MAX_BYTES.values())

@@ -222,7 +222,7 @@ def test_fetch_uses_user_placed_file_without_request(
     assert dest.read_bytes() == PAYLOAD
 
 
-def test_fetch_user_placed_wrong_file_is_left_untouched(
+def test_fetch_user_placed_wrong_file_is_set_aside_then_downloaded_again(
     server: tuple[ServerState, str], tmp_path: Path
 ) -> None:
     state, base = server
@@ -231,13 +231,22 @@ def test_fetch_user_placed_wrong_file_is_left_untouched(
     os.utime(dest, (1_000_000, 1_000_000))
     actual = hashlib.sha256(b"not the dataset").hexdigest()
     with pytest.raises(ChecksumMismatchError) as info:
-        fetch(f"{base}/data.bin", dest, PAYLOAD_SHA, progress=False)
+        fetch(
+            f"{base}/data.bin", dest, PAYLOAD_SHA, progress=False,
+            accept_hint=lambda sha: f"set checksums: {{data.bin: {sha}}}",
+        )  # fmt: skip
     message = str(info.value)
-    assert PAYLOAD_SHA in message and actual in message and str(dest) in message
-    assert dest.read_bytes() == b"not the dataset"
-    assert dest.stat().st_mtime == 1_000_000
+    corrupt = tmp_path / "data.bin.corrupt"
+    assert PAYLOAD_SHA in message and actual in message and str(corrupt) in message
+    assert f"set checksums: {{data.bin: {actual}}}" in message
+    # nothing lost: the bytes are kept aside, untouched, and never used again
+    assert corrupt.read_bytes() == b"not the dataset"
+    assert corrupt.stat().st_mtime == 1_000_000
     assert state.requests == []
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["data.bin"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data.bin.corrupt"]
+    # the next run downloads the genuine file
+    assert fetch(f"{base}/data.bin", dest, PAYLOAD_SHA, progress=False) == dest
+    assert dest.read_bytes() == PAYLOAD
 
 
 def test_fetch_unreachable_says_where_to_place_file(tmp_path: Path) -> None:

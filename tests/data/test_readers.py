@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from simlearn.data.errors import LayoutError
 from simlearn.data.readers import (
     list_sketchy,
     read_image,
@@ -212,5 +213,5 @@ def test_list_sketchy_reports_sketches_without_photo(tmp_path):
 
 
 def test_list_sketchy_missing_tree_names_the_expected_folder(tmp_path):
-    with pytest.raises(FileNotFoundError, match="photo/tx_000000000000"):
+    with pytest.raises(LayoutError, match="photo/tx_000000000000"):
         list_sketchy(tmp_path)

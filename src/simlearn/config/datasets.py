@@ -9,10 +9,20 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from simlearn.config.schema import ConfigError, at_least, from_dict, in_range, one_of, section
+from simlearn.config.schema import (
+    ConfigError,
+    at_least,
+    from_dict,
+    greater,
+    in_range,
+    one_of,
+    section,
+)
 
 __all__ = [
     "FILES_SOURCES",
+    "LOCAL_SOURCES",
+    "MAX_DISPARITY_SOURCES",
     "MIDDLEBURY_SCENES",
     "OFFICIAL_SPLIT_SOURCES",
     "SOURCE_NAMES",
@@ -27,11 +37,17 @@ __all__ = [
 SOURCE_NAMES = (
     "digits", "mnist5k", "mnist", "fashion_mnist", "cifar10", "stl10", "motorcycle", "kitti2012",
     "kitti2015", "middlebury2014", "sketchy", "sketch_synthetic", "image_folder", "manifest",
-    "cub200", "cars196", "sop",
+    "cub200", "cars196", "sop", "stereo_folder",
 )  # fmt: skip
 
 #: a user's own images, stored as files (kind "files"): ``path`` names the folder or the table
 FILES_SOURCES = ("image_folder", "manifest")
+#: every source that reads the user's own disk at ``path``: kind "files", and ``stereo_folder``
+#: (rectified pairs in left/, right/, disparity/)
+LOCAL_SOURCES = (*FILES_SOURCES, "stereo_folder")
+#: the sources whose disparity search range ``max_disparity`` sets: required for stereo_folder,
+#: replacing the 256 px of KITTI's 16-bit format for kitti2012 and kitti2015
+MAX_DISPARITY_SOURCES = ("stereo_folder", "kitti2012", "kitti2015")
 #: the field's benchmarks (kind "files"), split by their official protocol: split_by is refused
 OFFICIAL_SPLIT_SOURCES = ("cub200", "cars196", "sop")
 #: image_size when unset: the benchmarks are read at the ImageNet size of pretrained backbones
@@ -62,6 +78,10 @@ class DatasetConfig:
     # the source's files when the dataset is built; there is no way to skip verification
     checksums: dict[str, str] | None = None
     disparity: str = "noc"  # kitti: "noc" (non-occluded) or "occ" (all pixels) ground truth
+    # stereo_folder (required), kitti2012/2015 (default 256, the most KITTI's PNGs can hold): the
+    # largest disparity searched, in px of the stored images. Training, the cost volume and SGM
+    # search 0 .. floor(max_disparity); every ground-truth value must lie within it
+    max_disparity: float | None = None
     scenes: tuple[str, ...] = ()  # middlebury2014: scenes to use; empty = all 23 with GT
     # sketch_synthetic: size of the generated set (the defaults: 16 x 16 photos x 5 sketches,
     # 64x64 px, built in a few seconds)
@@ -119,6 +139,26 @@ class DatasetConfig:
         at_least("image_size", self.image_size, 32 if self.source == "sketch_synthetic" else 8)
         self._check_files_keys()
         self._check_checksums()
+        self._check_max_disparity()
+
+    def _check_max_disparity(self) -> None:
+        """``max_disparity``: a number of pixels > 0, stated for stereo_folder, optional for KITTI,
+        refused elsewhere (motorcycle and Middlebury take theirs from the calibration)."""
+        if self.max_disparity is None:
+            if self.source == "stereo_folder":
+                raise ConfigError(
+                    "max_disparity=None: source 'stereo_folder' needs the largest disparity of "
+                    "your pairs, in pixels (e.g. max_disparity: 192); it sets the search range "
+                    "of training, the cost volume and SGM, and no ground-truth value may exceed it"
+                )
+            return
+        if self.source not in MAX_DISPARITY_SOURCES:
+            raise ConfigError(
+                f"max_disparity={self.max_disparity!r}: only used by sources "
+                f"{', '.join(MAX_DISPARITY_SOURCES)}, not {self.source!r} (which takes its range "
+                "from its own calibration or has no disparities); remove it"
+            )
+        greater("max_disparity", self.max_disparity, 0)
 
     def _check_checksums(self) -> None:
         """``checksums``: a mapping of file names to 64 hex digits (lower-cased here)."""
@@ -153,11 +193,12 @@ class DatasetConfig:
         one_of("channels", self.channels, (1, 3), what="channel count")
         if self.workers is not None:
             at_least("workers", self.workers, 1)
-        if self.source in FILES_SOURCES:
+        if self.source in LOCAL_SOURCES:
             if not self.path:
                 what = {
                     "image_folder": "folder with one sub-folder per class",
                     "manifest": ".csv or .parquet file with columns path,label",
+                    "stereo_folder": "folder with sub-folders left/, right/ and disparity/",
                 }[self.source]
                 raise ConfigError(
                     f"path={self.path!r}: source {self.source!r} needs the {what} (relative to the "
@@ -173,7 +214,7 @@ class DatasetConfig:
                 )
         elif self.path is not None:
             raise ConfigError(
-                f"path={self.path!r}: only used by sources {', '.join(FILES_SOURCES)}, not "
+                f"path={self.path!r}: only used by sources {', '.join(LOCAL_SOURCES)}, not "
                 f"{self.source!r}; remove it"
             )
         if self.split_by is not None:

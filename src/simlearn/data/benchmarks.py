@@ -35,7 +35,6 @@ id out of range) raises one :class:`BenchmarkLayoutError` naming the file and th
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
@@ -43,9 +42,10 @@ import numpy as np
 import pandas as pd
 
 from simlearn.config import DatasetConfig
-from simlearn.data.extract import safe_extract
+from simlearn.data.errors import LayoutError
 from simlearn.data.fetch import SourceUnreachableError
 from simlearn.data.image_files import write_files_dataset
+from simlearn.data.unpack import find_dir, unpack
 
 __all__ = [
     "BenchmarkLayoutError",
@@ -82,9 +82,10 @@ PROTOCOLS = {
     "carved from the train images",
 }
 
-#: fetch(cfg, filename, dest) -> dest: downloads one of the source's files (URL and SHA-256 from
-#: the source registry, :func:`simlearn.data.sources._fetch`); passed in by the registry
-FetchFile = Callable[[DatasetConfig, str, Path], Path]
+#: fetch(cfg, filename, dest, dataset name) -> dest: downloads one of the source's files (URL and
+#: SHA-256 from the source registry, :func:`simlearn.data.sources._fetch`); passed in by the
+#: registry
+FetchFile = Callable[[DatasetConfig, str, Path, str], Path]
 #: check_raw(layout, root), as :data:`simlearn.data.sources.RawCheck`; the benchmarks check their
 #: own layout while parsing, so the builders accept it and do not call it
 RawCheck = Callable[[str, Path], None]
@@ -92,7 +93,7 @@ RawCheck = Callable[[str, Path], None]
 ConfigMeta = Callable[[DatasetConfig], Mapping[str, object]]
 
 
-class BenchmarkLayoutError(ValueError):
+class BenchmarkLayoutError(LayoutError):
     """A benchmark's files do not follow the official layout; the message names file and line."""
 
 
@@ -389,38 +390,38 @@ def _fetch_tree(
     archive: str,
     markers: Sequence[str],
     max_bytes: int,
+    name: str,
 ) -> None:
     """Make sure ``downloads`` holds the extracted ``archive``: every path in ``markers``.
 
     An extracted tree (unpacked before, or by hand) is used as it is. Otherwise the archive is
-    fetched into ``downloads`` (an archive placed there by hand is verified and used), unpacked
-    into a scratch folder, and its top folder (the first component of the markers) moved into
-    place; anything else it holds (CUB's stray top-level ``attributes.txt``) is dropped.
+    fetched into ``downloads`` (an archive placed there by hand is verified and used) and its
+    top folder (the first component of the markers) unpacked into place, wherever the archive
+    nests it (:func:`simlearn.data.unpack.unpack`); anything else it holds (CUB's stray
+    top-level ``attributes.txt``) is dropped. An archive that cannot be read or lacks the
+    markers is moved aside to ``<archive>.corrupt``, so the next run fetches it again.
     """
     if all((downloads / m).exists() for m in markers):
         return
     try:
-        path = fetch(cfg, archive, downloads / archive)
+        path = fetch(cfg, archive, downloads / archive, name)
     except SourceUnreachableError as err:
         raise SourceUnreachableError(
             f"{err} Alternatively extract it yourself into {downloads.absolute()}, so that "
             f"{(downloads / markers[0]).absolute()} exists."
         ) from err
     top = Path(markers[0]).parts[0]
-    scratch = downloads / f".{archive}.extracting"
-    shutil.rmtree(scratch, ignore_errors=True)  # left by an interrupted run
-    try:
-        safe_extract(path, scratch, max_bytes=max_bytes)
-        missing = [m for m in markers if not (scratch / m).exists()]
-        if missing:
-            raise BenchmarkLayoutError(
-                f"{path}: holds no {missing[0]}; is it the official {archive}?"
-            )
-        if (downloads / top).exists():
-            shutil.rmtree(downloads / top)  # an incomplete earlier tree: the archive rebuilds it
-        (scratch / top).rename(downloads / top)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+    inside = [Path(m).relative_to(top) for m in markers]
+
+    def is_top(folder: Path) -> bool:
+        return folder.name == top and all((folder / m).exists() for m in inside)
+
+    where = "" if cfg.url is None else f" from {cfg.url}"
+    unpack(
+        path, downloads / top, find=lambda root: find_dir(root, is_top, max_depth=2),
+        expected=", ".join(markers), max_bytes=max_bytes,
+        again=f"downloads it again{where} (or uses a good copy placed at {path})",
+    )  # fmt: skip
 
 
 def _write(
@@ -453,7 +454,7 @@ def build_cub200(
     """CUB-200-2011 from ``CUB_200_2011.tgz``: classes 1-100 train, 101-200 test."""
     markers = [f"{CUB_FOLDER}/{f}" for f in ("images.txt", "image_class_labels.txt",
                                               "classes.txt", "images")]  # fmt: skip
-    _fetch_tree(cfg, downloads, fetch, CUB_ARCHIVE, markers, max_bytes)
+    _fetch_tree(cfg, downloads, fetch, CUB_ARCHIVE, markers, max_bytes, name)
     return _write(cfg, out, name, meta, *cub_table(downloads / CUB_FOLDER))
 
 
@@ -469,8 +470,8 @@ def build_cars196(
     meta: ConfigMeta,
 ) -> pd.DataFrame:
     """Cars196 from ``car_ims.tgz`` and ``cars_annos.mat``: classes 1-98 train, 99-196 test."""
-    _fetch_tree(cfg, downloads, fetch, CARS_ARCHIVE, [CARS_FOLDER], max_bytes)
-    fetch(cfg, CARS_ANNOTATIONS, downloads / CARS_ANNOTATIONS)  # used as it is when present
+    _fetch_tree(cfg, downloads, fetch, CARS_ARCHIVE, [CARS_FOLDER], max_bytes, name)
+    fetch(cfg, CARS_ANNOTATIONS, downloads / CARS_ANNOTATIONS, name)  # used as it is when present
     return _write(cfg, out, name, meta, *cars_table(downloads))
 
 
@@ -487,5 +488,5 @@ def build_sop(
 ) -> pd.DataFrame:
     """Stanford Online Products from ``Stanford_Online_Products.zip``: Ebay_train / Ebay_test."""
     markers = [f"{SOP_FOLDER}/Ebay_train.txt", f"{SOP_FOLDER}/Ebay_test.txt"]
-    _fetch_tree(cfg, downloads, fetch, SOP_ARCHIVE, markers, max_bytes)
+    _fetch_tree(cfg, downloads, fetch, SOP_ARCHIVE, markers, max_bytes, name)
     return _write(cfg, out, name, meta, *sop_table(downloads / SOP_FOLDER))

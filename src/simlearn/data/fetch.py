@@ -3,7 +3,8 @@
 `fetch` downloads one file over HTTP(S) (or copies a ``file://`` URL) into ``dest``:
 
 - a file already at ``dest`` is verified and used as it is, without any request: this is how a file
-  placed by hand is picked up. A wrong hash raises and leaves the file untouched;
+  placed by hand is picked up. A wrong hash moves it to ``<dest>.corrupt`` (never deleted, never
+  used again), so the next call downloads the file afresh;
 - bytes stream into ``<dest>.part``; an interrupted transfer keeps the part, and the next call asks
   the server for the rest (``Range: bytes=<size>-``);
 - only a part whose SHA-256 matches is renamed to ``dest``; a mismatching one is moved to
@@ -24,9 +25,12 @@ import os
 import re
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 from tqdm import tqdm
+
+from simlearn.data.errors import DataError
 
 __all__ = [
     "ChecksumMismatchError",
@@ -46,7 +50,7 @@ _USER_AGENT = "simlearn-fetch/1 (+python-urllib)"
 _CONTENT_RANGE_RE = re.compile(r"bytes\s+(?:(\d+)-(\d+)|\*)/(\d+|\*)")
 
 
-class FetchError(RuntimeError):
+class FetchError(DataError, RuntimeError):
     """Base class of every download failure raised here and every extraction failure raised by
     :mod:`simlearn.data.extract`."""
 
@@ -87,17 +91,21 @@ def fetch(
     *,
     progress: bool = True,
     timeout: float = 30,
+    accept_hint: Callable[[str], str] | None = None,
 ) -> Path:
     """Download ``url`` to ``dest`` (resumable, verified) unless a verified ``dest`` is there.
 
     Args:
         url: ``http://``, ``https://`` or ``file://`` URL of the file.
         dest: where the file ends up. If it already exists it is verified and returned without
-            any request; a wrong hash raises `ChecksumMismatchError` and leaves it untouched.
+            any request; a wrong hash moves it to ``<dest>.corrupt`` and raises
+            `ChecksumMismatchError`.
         sha256: expected hex SHA-256 (64 hex digits, any case), or None when the source
             publishes none; the file is then used unverified and a warning says so.
         progress: show a tqdm progress bar (bytes) while downloading.
         timeout: seconds to wait for the server on connect and on each read.
+        accept_hint: given the SHA-256 actually found, a sentence telling the user how to accept
+            that file (the params key to set); appended to a mismatch message.
 
     Returns:
         ``dest``, which now holds the verified file.
@@ -107,8 +115,8 @@ def fetch(
             file and the absolute path where it can be placed by hand.
         TransferTruncatedError: the transfer stopped early; ``<dest>.part`` is kept and rerunning
             resumes it.
-        ChecksumMismatchError: ``dest`` or the downloaded bytes have the wrong hash; downloaded
-            bytes are moved to ``<dest>.corrupt``.
+        ChecksumMismatchError: ``dest`` or the downloaded bytes have the wrong hash; they are
+            moved to ``<dest>.corrupt``.
         ValueError: a malformed ``url``, ``sha256`` or ``timeout``.
     """
     dest = Path(dest)
@@ -122,8 +130,9 @@ def fetch(
     if not timeout > 0:
         raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
 
+    hint = (lambda actual: " " + accept_hint(actual)) if accept_hint else (lambda actual: "")
     if dest.exists():
-        return _use_existing(dest, sha256)
+        return _use_existing(dest, sha256, hint)
 
     part = dest.with_name(dest.name + ".part")
     _transfer(url, dest, part, sha256, progress=progress, timeout=timeout, may_restart=True)
@@ -142,16 +151,17 @@ def fetch(
         os.replace(part, corrupt)
         raise ChecksumMismatchError(
             f"SHA-256 mismatch for {dest.name} downloaded from {url}: expected {sha256}, "
-            f"got {actual}. The bad bytes were moved to {_absolute(corrupt)} for inspection and "
+            f"got {actual}. The bytes were moved to {_absolute(corrupt)} for inspection and "
             f"{_absolute(dest)} was not created. Rerun to download again, or place the correct "
-            f"file at {_absolute(dest)}."
+            f"file at {_absolute(dest)}.{hint(actual)}"
         )
     os.replace(part, dest)
     return dest
 
 
-def _use_existing(dest: Path, sha256: str | None) -> Path:
-    """Verify a file already at ``dest`` (downloaded earlier or placed by hand) and return it."""
+def _use_existing(dest: Path, sha256: str | None, hint: Callable[[str], str]) -> Path:
+    """Verify a file already at ``dest`` (downloaded earlier or placed by hand) and return it;
+    one with the wrong hash is moved to ``<dest>.corrupt``."""
     if not dest.is_file():
         raise FetchError(f"{_absolute(dest)} exists but is not a file; move it away and rerun")
     if sha256 is None:
@@ -159,10 +169,12 @@ def _use_existing(dest: Path, sha256: str | None) -> Path:
         return dest
     actual = sha256_file(dest)
     if actual != sha256:
+        corrupt = dest.with_name(dest.name + ".corrupt")
+        os.replace(dest, corrupt)
         raise ChecksumMismatchError(
-            f"{_absolute(dest)} exists but its SHA-256 is {actual}, expected {sha256}. "
-            "It was left untouched and not used: replace it with the correct file, or delete it "
-            "to download it again."
+            f"{_absolute(dest)} was there but its SHA-256 is {actual}, expected {sha256}. It was "
+            f"not used and was moved to {_absolute(corrupt)}; the next run downloads the file "
+            f"again (or place the correct file at {_absolute(dest)}).{hint(actual)}"
         )
     logger.info("using existing %s (SHA-256 verified)", dest)
     return dest

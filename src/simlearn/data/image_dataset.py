@@ -13,7 +13,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from simlearn.data.errors import CorruptFileError
 from simlearn.data.image_files import DeviceImages, FileImages
+
+#: what rebuilds a damaged canonical file: DVC sees that an output of download@ changed
+_REBUILD = "`dvc repro` rebuilds it (DVC sees that an output of download@ changed)."
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -84,7 +88,14 @@ def load_image_dataset(data_dir: str | Path) -> ImageDataset:
             workers=meta.get("workers"),
         )
     else:
-        images = np.load(data_dir / "images.npy", mmap_mode="r")
+        from simlearn.data.readers import read_npy
+
+        images = read_npy(data_dir / "images.npy", mmap_mode="r", remedy=_REBUILD)
+        if len(manifest) and int(manifest["index"].max()) >= len(images):
+            raise CorruptFileError(
+                f"{data_dir / 'images.npy'}: holds {len(images):,} images but the manifest "
+                f"indexes up to {int(manifest['index'].max()):,}. {_REBUILD}"
+            )
         images = np.asarray(images[manifest["index"].to_numpy()])
     return ImageDataset(
         images=images,

@@ -40,6 +40,7 @@ from PIL import Image
 
 from simlearn.config import ConfigError, DatasetConfig
 from simlearn.config.datasets import default_workers
+from simlearn.data.errors import CorruptFileError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -85,7 +86,7 @@ REDUCING_GAP = 2.0
 _ALPHA_MODES = ("RGBA", "RGBa", "LA", "La", "PA")
 
 
-class ImageFileError(ValueError):
+class ImageFileError(CorruptFileError):
     """An image file cannot be decoded, or a table of images (a manifest) is malformed; the
     message names the file (and the rows)."""
 

@@ -15,12 +15,16 @@ IDX (MNIST, Fashion-MNIST) is read by torchvision and not re-implemented here.
 from __future__ import annotations
 
 import re
+import zipfile
+import zlib
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from PIL import Image
+
+from simlearn.data.errors import CorruptFileError, LayoutError
 
 __all__ = [
     "KITTI_DISPARITY_SCALE",
@@ -56,28 +60,34 @@ def read_pfm(path: str | Path) -> np.ndarray:
         float32, native byte order, shape (H, W) for ``Pf`` or (H, W, 3) for ``PF``.
     """
     path = Path(path)
+    if not path.is_file():
+        raise CorruptFileError(f"{path}: missing; a PFM disparity map is expected there")
     with open(path, "rb") as f:
         magic = f.readline().strip()
         if magic not in (b"Pf", b"PF"):
-            raise ValueError(f"{path}: not a PFM file: header {magic!r}, expected b'Pf' or b'PF'")
+            raise CorruptFileError(
+                f"{path}: not a PFM file: header {magic!r}, expected b'Pf' or b'PF'"
+            )
         channels = 3 if magic == b"PF" else 1
         tokens: list[bytes] = []
         while len(tokens) < 3:  # width, height (one or two lines), then scale on its own line
             line = f.readline()
             if not line:
-                raise ValueError(f"{path}: PFM header ends before width, height and scale")
+                raise CorruptFileError(f"{path}: PFM header ends before width, height and scale")
             tokens += line.split()
         try:
             width, height, scale = int(tokens[0]), int(tokens[1]), float(tokens[2])
         except ValueError as e:
-            raise ValueError(f"{path}: bad PFM header values {tokens[:3]!r}") from e
+            raise CorruptFileError(f"{path}: bad PFM header values {tokens[:3]!r}") from e
         if width <= 0 or height <= 0 or scale == 0:
-            raise ValueError(f"{path}: bad PFM header width={width} height={height} scale={scale}")
+            raise CorruptFileError(
+                f"{path}: bad PFM header width={width} height={height} scale={scale}"
+            )
         dtype = np.dtype("<f4" if scale < 0 else ">f4")
         count = width * height * channels
         data = np.fromfile(f, dtype=dtype, count=count)
     if data.size != count:
-        raise ValueError(f"{path}: PFM truncated: {data.size} of {count} float values")
+        raise CorruptFileError(f"{path}: PFM truncated: {data.size} of {count} float values")
     shape = (height, width, channels) if channels == 3 else (height, width)
     return np.flipud(data.reshape(shape)).astype(np.float32)  # bottom-up -> top-down, native
 
@@ -115,16 +125,19 @@ def read_kitti_disparity(path: str | Path) -> np.ndarray:
         float32 (H, W) disparity in pixels, NaN where the stored value is 0.
     """
     path = Path(path)
-    with Image.open(path) as img:
-        mode = img.mode
-        raw = np.array(img)
+    with _decoding(path, "a 16-bit PNG disparity map"):
+        with Image.open(path) as img:
+            mode = img.mode
+            raw = np.array(img)
     if raw.dtype != np.uint16 and not (mode == "I" and raw.dtype == np.int32):
-        raise ValueError(
+        raise CorruptFileError(
             f"{path}: KITTI disparity must be a 16-bit greyscale PNG, got PIL mode {mode!r} "
             f"(dtype {raw.dtype})"
         )
     if raw.ndim != 2:
-        raise ValueError(f"{path}: KITTI disparity must be one channel, got shape {raw.shape}")
+        raise CorruptFileError(
+            f"{path}: KITTI disparity must be one channel, got shape {raw.shape}"
+        )
     disparity = raw.astype(np.float32) / np.float32(KITTI_DISPARITY_SCALE)  # (H, W)
     disparity[raw == 0] = np.nan
     return disparity
@@ -162,12 +175,16 @@ def read_middlebury_calib(path: str | Path) -> dict[str, Any]:
     """
     path = Path(path)
     out: dict[str, Any] = {}
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as err:
+        raise CorruptFileError(f"{path}: cannot be read as a calib.txt ({err})") from err
+    for number, line in enumerate(text.splitlines(), start=1):
         line = line.strip()
         if not line:
             continue
         if "=" not in line:
-            raise ValueError(f"{path}:{number}: expected key=value, got {line!r}")
+            raise CorruptFileError(f"{path}:{number}: expected key=value, got {line!r}")
         key, value = (s.strip() for s in line.split("=", 1))
         matrix = _MATRIX.match(value)
         try:
@@ -181,8 +198,40 @@ def read_middlebury_calib(path: str | Path) -> dict[str, Any]:
             else:
                 out[key] = float(value)
         except ValueError as e:
-            raise ValueError(f"{path}:{number}: bad value for {key}: {value!r} ({e})") from e
+            raise CorruptFileError(f"{path}:{number}: bad value for {key}: {value!r} ({e})") from e
     return out
+
+
+# ----------------------------------------------------------------------------- arrays
+
+#: what a damaged .npy / .npz raises when read: a short file, a bad header, a broken zip
+_ARRAY_ERRORS = (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error)
+
+
+def read_npy(path: str | Path, *, mmap_mode: str | None = None, remedy: str = "") -> np.ndarray:
+    """``np.load`` of one ``.npy`` (no pickles); a missing, truncated or foreign file raises
+    `CorruptFileError` naming it, followed by ``remedy`` (what rebuilds it)."""
+    try:
+        return np.load(path, mmap_mode=mmap_mode, allow_pickle=False)
+    except _ARRAY_ERRORS as err:
+        raise _array_error(Path(path), err, remedy) from err
+
+
+def read_npz(path: str | Path, *, remedy: str = "") -> dict[str, np.ndarray]:
+    """Every array of an ``.npz`` (no pickles), read now, so a truncated member fails here,
+    naming the file, and not later in whatever uses it."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return {key: z[key] for key in z.files}
+    except _ARRAY_ERRORS as err:
+        raise _array_error(Path(path), err, remedy) from err
+
+
+def _array_error(path: Path, err: BaseException, remedy: str) -> CorruptFileError:
+    what = "missing" if isinstance(err, FileNotFoundError) else (
+        f"cannot be read ({type(err).__name__}: {err}): the file is truncated or damaged"
+    )  # fmt: skip
+    return CorruptFileError(f"{path}: {what}." + (f" {remedy}" if remedy else ""))
 
 
 # ----------------------------------------------------------------------------- images
@@ -191,15 +240,41 @@ def read_middlebury_calib(path: str | Path) -> dict[str, Any]:
 def read_image(path: str | Path) -> np.ndarray:
     """Decode an 8-bit image file to uint8 (H, W) for greyscale or (H, W, 3) for colour.
 
-    Palette, alpha and other modes are converted to RGB, so callers only ever see L or RGB.
+    Palette, alpha and other modes are converted to RGB, so callers only ever see L or RGB. A
+    missing, truncated or non-image file raises `CorruptFileError` naming it.
     """
-    with Image.open(path) as img:
-        if img.mode not in ("L", "RGB"):
-            img = img.convert("RGB")
-        array = np.array(img)
+    with _decoding(Path(path), "an image"):
+        with Image.open(path) as img:
+            if img.mode not in ("L", "RGB"):
+                img = img.convert("RGB")
+            array = np.array(img)
     if array.dtype != np.uint8:
-        raise ValueError(f"{path}: expected an 8-bit image, got dtype {array.dtype}")
+        raise CorruptFileError(f"{path}: expected an 8-bit image, got dtype {array.dtype}")
     return array
+
+
+class _decoding:  # noqa: N801 - used as a context manager, read as a phrase
+    """Turn what Pillow raises for a bad file (OSError "image file is truncated", Unidentified
+    ImageError, SyntaxError from a broken header, a decompression bomb) into one
+    `CorruptFileError` that names the file and says what to do."""
+
+    def __init__(self, path: Path, what: str) -> None:
+        self.path, self.what = path, what
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type | None, err: BaseException | None, tb: object) -> bool:
+        if err is None or isinstance(err, CorruptFileError):
+            return False
+        if isinstance(err, FileNotFoundError):
+            raise CorruptFileError(f"{self.path}: missing; {self.what} is expected there") from err
+        if isinstance(err, OSError | SyntaxError | ValueError | Image.DecompressionBombError):
+            raise CorruptFileError(
+                f"{self.path}: cannot be decoded as {self.what} ({err}): the file is truncated, "
+                "damaged or not an image. Replace it with a good copy (or remove it) and rerun"
+            ) from err
+        return False
 
 
 # ----------------------------------------------------------------------------- Sketchy
@@ -231,7 +306,7 @@ def list_sketchy(root: str | Path) -> pd.DataFrame:
     folders = {d: base / d / "tx_000000000000" for d in ("photo", "sketch")}
     for domain, folder in folders.items():
         if not folder.is_dir():
-            raise FileNotFoundError(
+            raise LayoutError(
                 f"Sketchy {domain} folder not found: {folder.resolve()} (expected "
                 f"rendered_256x256/256x256/{domain}/tx_000000000000/<class>/ under {root})"
             )
@@ -250,18 +325,18 @@ def list_sketchy(root: str | Path) -> pd.DataFrame:
                 continue
             photo_id, sep, k = f.stem.rpartition("-")
             if not sep or not k.isdigit():
-                raise ValueError(f"{f}: sketch file name must be <photo_id>-<k>.png")
+                raise LayoutError(f"{f}: sketch file name must be <photo_id>-<k>.png")
             if (class_dir.name, photo_id) not in photos:
                 orphans.append(f"{class_dir.name}/{f.name}")
                 continue
             rows.append(("sketch", class_dir.name, photo_id, int(k), str(f.resolve())))
     if orphans:
-        raise ValueError(
+        raise LayoutError(
             f"{len(orphans)} sketch(es) under {folders['sketch']} have no photo of the same class "
             f"and id under {folders['photo']}, e.g. {', '.join(orphans[:5])}"
         )
     if not photos:
-        raise ValueError(f"no photos found under {folders['photo']}")
+        raise LayoutError(f"no photos found under {folders['photo']}")
     table = pd.DataFrame(
         rows, columns=["domain", "class_name", "photo_id", "sketch_index", "source_path"]
     )

@@ -34,9 +34,12 @@ When a file cannot be downloaded, the error says exactly where to place it by ha
 from __future__ import annotations
 
 import gzip
+import logging
 import os
+import pickle
 import shutil
 import tempfile
+import zlib
 from collections.abc import Callable
 from dataclasses import asdict
 from functools import partial
@@ -47,7 +50,7 @@ import numpy as np
 import pandas as pd
 
 from simlearn.config import MIDDLEBURY_SCENES, ConfigError, DatasetConfig
-from simlearn.config.datasets import FILES_SOURCES, OFFICIAL_SPLIT_SOURCES
+from simlearn.config.datasets import FILES_SOURCES, LOCAL_SOURCES, OFFICIAL_SPLIT_SOURCES
 from simlearn.data.benchmarks import build_cars196, build_cub200, build_sop
 from simlearn.data.canonical import (
     StereoPair,
@@ -56,6 +59,7 @@ from simlearn.data.canonical import (
     write_sketch_dataset,
     write_stereo_dataset,
 )
+from simlearn.data.errors import CorruptFileError, DataError, LayoutError
 from simlearn.data.image_files import IMAGE_EXTENSIONS, ImageFileError, write_files_dataset
 from simlearn.data.readers import (
     list_sketchy,
@@ -66,10 +70,13 @@ from simlearn.data.readers import (
     sketchy_layout_root,
 )
 from simlearn.data.splits import split_pairs
+from simlearn.data.stereo_folder import build_stereo_folder, within_max_disparity
 
 #: check_raw(layout, root): validates a raw tree in a named layout (``"sketchy_tree"``) before it
 #: is canonicalised; raises ValueError naming the offending files
 RawCheck = Callable[[str, Path], None]
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "ARCHIVES",
@@ -136,6 +143,8 @@ ARCHIVES: dict[str, dict[str, str | None]] = {
     },
     "cars196": {"car_ims.tgz": None, "cars_annos.mat": None},
     "sop": {"Stanford_Online_Products.zip": None},
+    # Sketchy's page publishes no hash, and no mirror is official: fetched only from a stated url
+    "sketchy": {"rendered_256x256.7z": None},
 }
 
 #: The most bytes one archive of a source may expand to (``safe_extract``'s ``max_bytes``): about
@@ -149,6 +158,10 @@ EXTRACT_MAX_BYTES: dict[str, int] = {
     "cub200": 3 << 30,  # a 1.1 GB tgz of 11,788 JPEGs (plus parts and attributes)
     "cars196": 4 << 30,  # a ~1.9 GB tgz of 16,185 JPEGs, which gzip cannot shrink further
     "sop": 6 << 30,  # a ~2.9 GB zip of 120,053 JPEGs
+    # 12,500 photos and 75,471 sketches, each in the 256x256 renderings of several augmentations
+    # (tx_*, mostly small PNG line drawings): no size is published with the archive, so the bound
+    # is the largest any source gets
+    "sketchy": 8 << 30,
 }
 
 #: Default base URL per remote source; ``DatasetConfig.url`` overrides it (file:// works too).
@@ -185,7 +198,7 @@ _KITTI = {
 }  # fmt: skip
 
 
-class ManualDownloadRequired(FileNotFoundError):
+class ManualDownloadRequired(DataError, FileNotFoundError):
     """Raw data that cannot be fetched automatically is missing; the message says where it goes."""
 
 
@@ -216,6 +229,7 @@ def build_dataset(
     if downloads_dir is None:
         downloads_dir = default_downloads_dir(cfg.source)
     downloads = Path(downloads_dir).absolute()
+    _check_checksum_keys(cfg, name)
     with staging_dir(out_dir) as tmp:
         return SOURCES[cfg.source](cfg, tmp, downloads, name, check_raw)
 
@@ -239,8 +253,12 @@ def _meta(cfg: DatasetConfig) -> dict[str, object]:
         unused -= {"image_size"}
     else:
         unused |= set(_FILES_KEYS)
+    if cfg.source == "stereo_folder":
+        unused.discard("path")  # the folder of pairs
     if not config.get("checksums"):
         unused.add("checksums")  # only recorded when stated, so older meta.json stay the same
+    if config.get("max_disparity") is None:
+        unused.add("max_disparity")  # likewise
     return {"config": {k: v for k, v in config.items() if k not in unused}}
 
 
@@ -249,11 +267,93 @@ def _url(cfg: DatasetConfig, filename: str) -> str:
     return base.rstrip("/") + "/" + filename
 
 
-def _fetch(cfg: DatasetConfig, filename: str, dest: Path) -> Path:
+def source_files(cfg: DatasetConfig) -> tuple[str, ...]:
+    """The files of a remote source that ``checksums:`` may name: its archives, and the files of
+    torchvision's raw layouts that are read as they are (MNIST's un-gzipped IDX files, the
+    extracted CIFAR-10 and STL-10 batches). Empty for the sources that read no remote file."""
+    files = list(ARCHIVES.get(cfg.source, {}))
+    if cfg.source in ("mnist", "fashion_mnist"):
+        files += [f.removesuffix(".gz") for f in ARCHIVES[cfg.source]]
+    elif cfg.source in ("cifar10", "stl10"):
+        files += [f for f, _ in _torchvision_files(cfg.source)[1]]
+    elif cfg.source == "middlebury2014":
+        files += [f"{scene}-perfect.zip" for scene in MIDDLEBURY_SCENES]
+    return tuple(files)
+
+
+def _check_checksum_keys(cfg: DatasetConfig, name: str) -> None:
+    if not cfg.checksums:
+        return
+    files = source_files(cfg)
+    if not files:
+        raise ConfigError(
+            f"datasets.{name}.checksums: source {cfg.source!r} reads no remote file; remove it"
+        )
+    unknown = sorted(set(cfg.checksums) - set(files))
+    if unknown:
+        raise ConfigError(
+            f"datasets.{name}.checksums: {unknown} is not a file of source {cfg.source!r}; its "
+            f"files: {', '.join(files)}"
+        )
+
+
+def _expected_sha(cfg: DatasetConfig, filename: str) -> str | None:
+    """The SHA-256 stated in params (``checksums:``), else the built-in one, else None."""
+    if cfg.checksums and filename in cfg.checksums:
+        return cfg.checksums[filename]
+    return ARCHIVES.get(cfg.source, {}).get(filename)
+
+
+def _accept_hint(name: str, filename: str) -> Callable[[str], str]:
+    """The sentence a checksum mismatch ends with: the params lines that accept the file."""
+    return lambda actual: (
+        f"If it is the file you want (a mirror that re-packs the files, say), state its "
+        f"checksum in params.yaml under datasets.{name}: checksums: {{{filename}: {actual}}}"
+    )
+
+
+def _fetch(cfg: DatasetConfig, filename: str, dest: Path, name: str) -> Path:
     from simlearn.data.fetch import fetch  # imported here: only remote sources need it
 
     dest.parent.mkdir(parents=True, exist_ok=True)
-    return fetch(_url(cfg, filename), dest, ARCHIVES[cfg.source].get(filename))
+    return fetch(
+        _url(cfg, filename), dest, _expected_sha(cfg, filename),
+        accept_hint=_accept_hint(name, filename),
+    )  # fmt: skip
+
+
+def _again(cfg: DatasetConfig, filename: str) -> str:
+    """What the next run does with a file set aside, for the error that set it aside."""
+    if cfg.url is None and cfg.source not in BASE_URLS:
+        return f"needs a good copy of {filename} placed again"
+    return f"downloads it again from {_url(cfg, filename)}"
+
+
+def _set_aside_error(
+    cfg: DatasetConfig, path: Path, what: str, name: str, again: str | None = None
+) -> CorruptFileError:
+    """Move a file that cannot be used to ``<file>.corrupt`` and say so; ``again`` is what the
+    next run does instead (default: download the file again)."""
+    from simlearn.data.unpack import set_aside
+
+    moved = set_aside(path)
+    return CorruptFileError(
+        f"{path}: {what}. It was moved to {moved}; the next `dvc repro` "
+        f"{again or _again(cfg, path.name)} (or place a good copy at {path})."
+    )
+
+
+def _verify_plain(cfg: DatasetConfig, path: Path, name: str, again: str | None = None) -> None:
+    """A raw file read as it is (an un-gzipped IDX, an extracted batch): checked against the
+    checksum stated in params when there is one, else against ``md5`` below by the caller."""
+    from simlearn.data.fetch import sha256_file
+
+    stated = (cfg.checksums or {}).get(path.name)
+    if stated is not None and (actual := sha256_file(path)) != stated:
+        raise _set_aside_error(
+            cfg, path, f"its SHA-256 is {actual}, but datasets.{name}.checksums states {stated}",
+            name, again,
+        )  # fmt: skip
 
 
 # ----------------------------------------------------------------------------- images
@@ -376,8 +476,23 @@ def _build_mnist_like(
     cls = getattr(tvd, dataset)  # MNIST | FashionMNIST
     raw = downloads / dataset / "raw"  # torchvision's layout: <root>/<ClassName>/raw/
     for filename in ARCHIVES[cfg.source]:
-        gz = _fetch(cfg, filename, raw / filename)
-        _gunzip(gz, raw / filename.removesuffix(".gz"))
+        plain = raw / filename.removesuffix(".gz")
+        if plain.is_file() and not (raw / filename).exists():
+            # torchvision's own raw layout, un-gzipped: used as it is, verified when stated
+            _verify_plain(cfg, plain, name)
+            if not (cfg.checksums or {}).get(plain.name):
+                logger.warning(
+                    "using %s as it is: its IDX structure is checked, but no SHA-256 is known for "
+                    "an un-gzipped file (state datasets.%s.checksums.%s to verify it)",
+                    plain, name, plain.name,
+                )  # fmt: skip
+        else:
+            gz = _fetch(cfg, filename, raw / filename, name)
+            try:
+                _gunzip(gz, plain)
+            except (OSError, EOFError, zlib.error) as err:
+                raise _set_aside_error(cfg, gz, f"cannot be decompressed ({err})", name) from err
+        _check_idx(cfg, plain, name)
     parts = []
     for split, train in (("train", True), ("test", False)):
         ds = cls(str(downloads), train=train, download=False)
@@ -386,17 +501,98 @@ def _build_mnist_like(
     return _write_official(cfg, out, name, parts, class_names)
 
 
-def _fetch_and_extract(cfg: DatasetConfig, downloads: Path, folder: str, files: list[str]) -> None:
-    """Fetch the source's one archive and unpack it unless ``downloads/folder`` has ``files``."""
-    if all((downloads / folder / f).is_file() for f in files):
-        return
-    from simlearn.data.extract import safe_extract
+def _check_idx(cfg: DatasetConfig, path: Path, name: str) -> None:
+    """An IDX file's header (magic 0 0 8 <ndim>, then ndim big-endian sizes) and its length
+    (header + the product of the sizes, one byte each) agree: a truncated or foreign file is set
+    aside here, before torchvision fails on it without naming it."""
+    with open(path, "rb") as f:
+        head = f.read(4)
+        ndim = head[3] if len(head) == 4 else 0
+        sizes = np.frombuffer(f.read(4 * ndim), dtype=">u4") if ndim else np.array([])
+    if len(head) < 4 or head[:3] != b"\x00\x00\x08" or ndim not in (1, 3) or len(sizes) != ndim:
+        raise _set_aside_error(
+            cfg, path, f"not an IDX file of unsigned bytes (header {head!r})", name
+        )
+    expected = 4 + 4 * ndim + int(np.prod(sizes.astype(np.int64)))
+    actual = path.stat().st_size
+    if actual != expected:
+        shape = "x".join(str(int(n)) for n in sizes)
+        raise _set_aside_error(
+            cfg, path, f"an IDX file of shape {shape} needs {expected:,} bytes, it has {actual:,} "
+            "(truncated or damaged)", name,
+        )  # fmt: skip
 
-    (filename,) = ARCHIVES[cfg.source]
-    archive = _fetch(cfg, filename, downloads / filename)
-    if (downloads / folder).exists():
-        shutil.rmtree(downloads / folder)  # an incomplete earlier extraction
-    safe_extract(archive, downloads, max_bytes=EXTRACT_MAX_BYTES[cfg.source])
+
+def _torchvision_files(source: str) -> tuple[str, list[tuple[str, str]]]:
+    """(folder, [(file, MD5)]) of the torchvision tree an archive of ``source`` extracts to;
+    the MD5s are the ones torchvision checks (``CIFAR10.train_list`` and friends)."""
+    from torchvision.datasets import CIFAR10, STL10
+
+    if source == "cifar10":
+        lists = CIFAR10.train_list + CIFAR10.test_list
+        meta = (CIFAR10.meta["filename"], CIFAR10.meta["md5"])
+        return CIFAR10.base_folder, [(f, md5) for f, md5 in lists] + [meta]
+    lists = STL10.train_list + STL10.test_list
+    return STL10.base_folder, [(f, md5) for f, md5 in lists] + [(STL10.class_names_file, "")]
+
+
+def _torchvision_tree(cfg: DatasetConfig, downloads: Path, name: str) -> None:
+    """Make ``downloads/<folder>/`` hold the source's torchvision tree, every file verified.
+
+    An extracted tree (torchvision's own layout, placed by hand or extracted before) is used as
+    it is; otherwise the archive is fetched and unpacked (:func:`simlearn.data.unpack.unpack`).
+    Each file is then checked against the SHA-256 stated in ``checksums:`` or else torchvision's
+    MD5; one that fails is set aside, and the next run extracts the archive again.
+    """
+    from torchvision.datasets.utils import check_integrity
+
+    from simlearn.data.unpack import find_dir, unpack
+
+    folder, files = _torchvision_files(cfg.source)
+    tree = downloads / folder
+    if not all((tree / f).is_file() for f, _ in files):
+        (archive,) = ARCHIVES[cfg.source]
+        path = _fetch(cfg, archive, downloads / archive, name)
+        unpack(
+            path, tree, max_bytes=EXTRACT_MAX_BYTES[cfg.source], again=_again(cfg, archive),
+            find=lambda root: find_dir(
+                root, lambda d: d.name == folder and all((d / f).is_file() for f, _ in files)
+            ),
+            expected=f"{folder}/ with {', '.join(f for f, _ in files)}",
+        )  # fmt: skip
+    (archive,) = ARCHIVES[cfg.source]
+    again = (
+        f"extracts {archive} again ({_again(cfg, archive)} unless {downloads / archive} is there)"
+    )
+    for f, md5 in files:
+        _verify_plain(cfg, tree / f, name, again)
+        if md5 and not (cfg.checksums or {}).get(f) and not check_integrity(str(tree / f), md5):
+            raise _set_aside_error(
+                cfg, tree / f, f"its MD5 is not torchvision's {md5} (truncated or damaged)", name,
+                again,
+            )  # fmt: skip
+
+
+def _verified(cls: type) -> type:
+    """A torchvision dataset class that skips its own MD5 checks: :func:`_torchvision_tree` has
+    verified every file already, against the stated SHA-256 or those same MD5s (and torchvision
+    would refuse a file whose checksum the user stated in params)."""
+    attributes: dict[str, Any] = {"_check_integrity": lambda self: True}
+    if hasattr(cls, "meta"):  # CIFAR-10's batches.meta is checked again when it is loaded
+        attributes["meta"] = {**cls.meta, "md5": None}
+    return type(cls.__name__, (cls,), attributes)
+
+
+def _read_torchvision(path: Path, read: Callable[[], Any]) -> Any:
+    """Call a torchvision reader on a verified tree; what it raises on a file that still cannot
+    be read becomes one message naming the tree."""
+    try:
+        return read()
+    except (RuntimeError, ValueError, EOFError, OSError, pickle.UnpicklingError) as err:
+        raise CorruptFileError(
+            f"{path}: torchvision cannot read it ({err}). Delete the folder and rerun to extract "
+            "the archive again"
+        ) from err
 
 
 def _build_cifar10(
@@ -404,11 +600,13 @@ def _build_cifar10(
 ) -> pd.DataFrame:
     from torchvision.datasets import CIFAR10
 
-    files = [f for f, _ in CIFAR10.train_list + CIFAR10.test_list] + [CIFAR10.meta["filename"]]
-    _fetch_and_extract(cfg, downloads, CIFAR10.base_folder, files)
+    _torchvision_tree(cfg, downloads, name)
     parts = []
     for split, train in (("train", True), ("test", False)):
-        ds = CIFAR10(str(downloads), train=train, download=False)
+        ds = _read_torchvision(
+            downloads / CIFAR10.base_folder,
+            partial(_verified(CIFAR10), str(downloads), train=train, download=False),
+        )
         parts.append((split, ds.data, np.asarray(ds.targets)))  # (N, 32, 32, 3)
     return _write_official(cfg, out, name, parts, list(ds.classes))
 
@@ -418,11 +616,13 @@ def _build_stl10(
 ) -> pd.DataFrame:
     from torchvision.datasets import STL10
 
-    files = [f for f, _ in STL10.train_list + STL10.test_list] + [STL10.class_names_file]
-    _fetch_and_extract(cfg, downloads, STL10.base_folder, files)
+    _torchvision_tree(cfg, downloads, name)
     parts = []
     for split in ("train", "test"):  # the labelled splits only; "unlabeled" has no classes
-        ds = STL10(str(downloads), split=split, download=False)
+        ds = _read_torchvision(
+            downloads / STL10.base_folder,
+            partial(_verified(STL10), str(downloads), split=split, download=False),
+        )
         parts.append((split, ds.data.transpose(0, 2, 3, 1), ds.labels))  # (N, 96, 96, 3)
     return _write_official(cfg, out, name, parts, list(ds.classes))
 
@@ -460,45 +660,52 @@ def _build_motorcycle(
     )  # fmt: skip
 
 
-def _find_training_dir(folder: Path, marker: str) -> Path | None:
-    for candidate in (folder / "training", *(p / "training" for p in sorted(folder.glob("*")))):
-        if (candidate / marker).is_dir():
-            return candidate
-    return None
-
-
 def _build_kitti(
     cfg: DatasetConfig, out: Path, downloads: Path, name: str, check_raw: RawCheck | None = None
 ) -> pd.DataFrame:
     """KITTI 2012 / 2015 training pairs (the test pairs have no public ground truth).
 
-    Looks for an extracted ``training/`` folder under ``downloads`` (or one level down), else
-    fetches the zip into ``downloads`` and extracts it to ``downloads/<zip stem>/``. Frames
-    ``*_10.png`` carry the disparities; ``cfg.disparity`` picks ``noc`` or ``occ`` ground truth.
+    Looks for an extracted training folder (one holding the left, right and disparity folders)
+    under ``downloads``, up to four levels down, else fetches the zip into ``downloads`` and
+    unpacks its training folder to ``downloads/<zip stem>/training/``, however deep the zip nests
+    it. Frames ``*_10.png`` carry the disparities; ``cfg.disparity`` picks ``noc`` or ``occ``
+    ground truth.
     """
+    from simlearn.data.unpack import find_dir, unpack
+
     archive, left_dir, right_dir, disp_dirs = _KITTI[cfg.source]
     disp_dir = disp_dirs[cfg.disparity]
-    training = _find_training_dir(downloads, disp_dir)
-    if training is None:
-        from simlearn.data.extract import safe_extract
 
-        zip_path = _fetch(cfg, archive, downloads / archive)
-        extracted = downloads / archive.removesuffix(".zip")
-        shutil.rmtree(extracted, ignore_errors=True)
-        safe_extract(zip_path, extracted, max_bytes=EXTRACT_MAX_BYTES[cfg.source])
-        training = _find_training_dir(extracted, disp_dir)
-        if training is None:
-            raise ValueError(f"{zip_path} has no training/{disp_dir}/ folder: not {archive}?")
+    def is_training(folder: Path) -> bool:
+        return all((folder / d).is_dir() for d in (left_dir, right_dir, disp_dir))
+
+    training = find_dir(downloads, is_training, max_depth=4) if downloads.is_dir() else None
+    if training is None:
+        zip_path = _fetch(cfg, archive, downloads / archive, name)
+        training = unpack(
+            zip_path, downloads / archive.removesuffix(".zip") / "training",
+            find=lambda root: find_dir(root, is_training, max_depth=4),
+            expected=f"training/{left_dir}/, training/{right_dir}/ and training/{disp_dir}/ (the "
+            f"official {archive})",
+            max_bytes=EXTRACT_MAX_BYTES[cfg.source], again=_again(cfg, archive),
+        )  # fmt: skip
     frames = sorted(p.name for p in (training / disp_dir).glob("*_10.png"))
     if not frames:
-        raise ValueError(f"no *_10.png disparity maps in {training / disp_dir}")
+        raise LayoutError(
+            f"{training / disp_dir}: no *_10.png disparity maps (KITTI names the frames with "
+            "ground truth <id>_10.png); it holds "
+            f"{', '.join(sorted(p.name for p in (training / disp_dir).iterdir())[:5]) or 'nothing'}"
+        )
 
     def load(frame: str) -> StereoPair:
-        return StereoPair(
+        pair = StereoPair(
             read_image(training / left_dir / frame),
             read_image(training / right_dir / frame),
             read_kitti_disparity(training / disp_dir / frame),
-            KITTI_MAX_DISP,
+            cfg.max_disparity or KITTI_MAX_DISP,
+        )
+        return within_max_disparity(
+            pair, training / disp_dir / frame, f"datasets.{name}.max_disparity"
         )
 
     loaders = {f"{cfg.source}-{f.removesuffix('.png')}": partial(load, f) for f in frames}
@@ -511,6 +718,10 @@ def _build_kitti(
     )
 
 
+#: the files of a ``<Scene>-perfect/`` folder that a pair is read from
+_MIDDLEBURY_FILES = ("im0.png", "im1.png", "disp0.pfm", "calib.txt")
+
+
 def _load_middlebury(folder: Path) -> StereoPair:
     """A ``<Scene>-perfect/`` folder: im0/im1.png, disp0.pfm (inf = no GT), calib.txt.
 
@@ -520,7 +731,9 @@ def _load_middlebury(folder: Path) -> StereoPair:
     calib = read_middlebury_calib(folder / "calib.txt")
     missing = sorted({"ndisp", "width"} - set(calib))
     if missing:
-        raise ValueError(f"{folder / 'calib.txt'} lacks {missing}: needed to bound disparities")
+        raise CorruptFileError(
+            f"{folder / 'calib.txt'} lacks {missing}: needed to bound disparities"
+        )
     left = read_image(folder / "im0.png")
     disparity = read_pfm(folder / "disp0.pfm")  # (H, W)
     max_disp = calib["ndisp"] * left.shape[1] / calib["width"]
@@ -535,18 +748,37 @@ def _build_middlebury(
     Each scene is ``<Scene>-perfect.zip`` (perfectly rectified), fetched into ``downloads`` and
     extracted to ``downloads/<Scene>-perfect/`` unless that folder is already there.
     """
+    from simlearn.data.fetch import SourceUnreachableError
+    from simlearn.data.unpack import find_dir, unpack
+
     scenes = cfg.scenes or MIDDLEBURY_SCENES
     folders = {}
+
+    def is_scene(folder: Path) -> bool:
+        return all((folder / f).is_file() for f in _MIDDLEBURY_FILES)
+
     for scene in scenes:
         folder = downloads / f"{scene}-perfect"
-        if not (folder / "disp0.pfm").is_file():
-            from simlearn.data.extract import safe_extract
-
-            zip_path = _fetch(cfg, f"{scene}-perfect.zip", downloads / f"{scene}-perfect.zip")
-            shutil.rmtree(folder, ignore_errors=True)
-            safe_extract(zip_path, downloads, max_bytes=EXTRACT_MAX_BYTES[cfg.source])
-            if not (folder / "disp0.pfm").is_file():
-                raise ValueError(f"{zip_path} did not give {folder / 'disp0.pfm'}")
+        if not is_scene(folder):
+            zip_name = f"{scene}-perfect.zip"
+            try:
+                zip_path = _fetch(cfg, zip_name, downloads / zip_name, name)
+            except SourceUnreachableError as err:
+                listed = (
+                    f"the {len(scenes)} listed in scenes:"
+                    if cfg.scenes
+                    else f"all {len(scenes)} (scenes: is empty)"
+                )
+                raise SourceUnreachableError(
+                    f"{err} This dataset fetches {listed}; to fetch fewer, list them under "
+                    f"datasets.{name}, e.g. scenes: [Motorcycle, Piano]."
+                ) from err
+            # the scene's folder, or its files at the top of a zip made without the folder
+            unpack(
+                zip_path, folder, find=lambda root: find_dir(root, is_scene, max_depth=2),
+                expected=f"{scene}-perfect/ with {', '.join(_MIDDLEBURY_FILES)}",
+                max_bytes=EXTRACT_MAX_BYTES[cfg.source], again=_again(cfg, zip_name),
+            )  # fmt: skip
         folders[f"middlebury2014-{scene}"] = folder
     loaders = {pid: partial(_load_middlebury, f) for pid, f in folders.items()}
     splits = split_pairs(
@@ -569,28 +801,54 @@ def _write_sketch(cfg: DatasetConfig, out: Path, name: str, listing: pd.DataFram
     )
 
 
+_SKETCHY_ARCHIVE = "rendered_256x256.7z"
+
+
+def _is_sketchy_root(folder: Path) -> bool:
+    """A ``256x256`` folder: photo/ and sketch/ each with the un-augmented tx_000000000000/."""
+    return all((folder / d / "tx_000000000000").is_dir() for d in ("photo", "sketch"))
+
+
 def _build_sketchy(
     cfg: DatasetConfig, out: Path, downloads: Path, name: str, check_raw: RawCheck | None = None
 ) -> pd.DataFrame:
-    """Sketchy, from the extracted ``rendered_256x256`` folder placed under ``downloads``.
+    """Sketchy, from the extracted ``rendered_256x256`` folder under ``downloads``.
 
-    Upstream ships ``rendered_256x256.7z`` (7z, which the standard library cannot read), so it
-    is not fetched: the user extracts it and places the folder. ``check_raw("sketchy_tree",
-    downloads)`` validates the tree first (the download stage passes the validation room's
-    suite): a sketch without its photo or a misnamed file stops the build with the offending
-    files named.
+    Upstream ships ``rendered_256x256.7z`` from a page with no stable file URL, so without
+    ``url:`` nothing is fetched: the user places the extracted folder, or the .7z itself, under
+    ``downloads``. With ``url:`` (a mirror, or a ``file://`` folder) the archive is fetched. A
+    .7z is unpacked with py7zr under the same safety rules as every archive
+    (:func:`simlearn.data.unpack.unpack`). ``check_raw("sketchy_tree", downloads)`` validates
+    the tree first (the download stage passes the validation room's suite): a sketch without
+    its photo or a misnamed file stops the build with the offending files named.
     """
+    from simlearn.data.unpack import find_dir, unpack
+
     photo_dir = sketchy_layout_root(downloads) / "photo" / "tx_000000000000"
-    if not photo_dir.is_dir():
+    archive = downloads / _SKETCHY_ARCHIVE
+    if not photo_dir.is_dir() and cfg.url is None and not archive.is_file():
         raise ManualDownloadRequired(
-            "Sketchy is not downloaded automatically: its archive is 7z (rendered_256x256.7z "
-            "from the Sketchy database page, https://sketchy.eye.gatech.edu/). Extract it and "
-            f"place the folder so that {downloads / 'rendered_256x256'} exists, with photos in "
-            f"{downloads / 'rendered_256x256' / '256x256' / 'photo' / 'tx_000000000000'}"
+            "Sketchy is not downloaded automatically: its archive (rendered_256x256.7z, from the "
+            "Sketchy database page, https://sketchy.eye.gatech.edu/) has no stable URL. Either "
+            f"place the .7z at {archive}, or set url: <a base URL that serves "
+            f"{_SKETCHY_ARCHIVE}> under datasets.{name} (a mirror, or file:///folder), or "
+            f"extract it yourself so that {downloads / 'rendered_256x256'} exists, with photos "
+            f"in {downloads / 'rendered_256x256' / '256x256' / 'photo' / 'tx_000000000000'}"
             "/<class>/*.jpg and sketches in "
             f"{downloads / 'rendered_256x256' / '256x256' / 'sketch' / 'tx_000000000000'}"
             "/<class>/<photo_id>-<k>.png; then rerun."
         )
+    if not photo_dir.is_dir():
+        if cfg.url is not None:
+            archive = _fetch(cfg, _SKETCHY_ARCHIVE, archive, name)
+        else:  # placed by hand: verified when a checksum is stated
+            _verify_plain(cfg, archive, name)
+        unpack(
+            archive, downloads / "rendered_256x256" / "256x256",
+            find=lambda root: find_dir(root, _is_sketchy_root, max_depth=3),
+            expected="256x256/photo/tx_000000000000/ and 256x256/sketch/tx_000000000000/",
+            max_bytes=EXTRACT_MAX_BYTES[cfg.source], again=_again(cfg, _SKETCHY_ARCHIVE),
+        )  # fmt: skip
     if check_raw is not None:
         check_raw("sketchy_tree", downloads)
     return _write_sketch(cfg, out, name, list_sketchy(downloads))
@@ -791,7 +1049,7 @@ def local_files_fingerprint(cfg: DatasetConfig) -> dict[str, Any]:
     """
     import hashlib
 
-    if cfg.source not in FILES_SOURCES or cfg.path is None:
+    if cfg.source not in LOCAL_SOURCES or cfg.path is None:
         return {"source": cfg.source, "local": None}
     root = _user_path(cfg)
     files: list[Path] = []
@@ -854,4 +1112,5 @@ SOURCES: dict[str, Builder] = {
         build_cars196, fetch=_fetch, max_bytes=EXTRACT_MAX_BYTES["cars196"], meta=_meta
     ),
     "sop": partial(build_sop, fetch=_fetch, max_bytes=EXTRACT_MAX_BYTES["sop"], meta=_meta),
+    "stereo_folder": partial(build_stereo_folder, meta=_meta),  # data/stereo_folder.py
 }

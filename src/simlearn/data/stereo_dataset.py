@@ -48,7 +48,7 @@ class StereoDataset:
         if self.meta.get("kind") != "stereo":
             raise ValueError(
                 f"{self.root} holds a {self.meta.get('kind')!r} dataset; the stereo task needs a "
-                "stereo one (motorcycle, kitti2012, kitti2015, middlebury2014)"
+                "stereo one (motorcycle, kitti2012, kitti2015, middlebury2014, stereo_folder)"
             )
         import pandas as pd  # here: reading params imports this module, and needs no pandas
 
@@ -77,12 +77,16 @@ class StereoDataset:
 
     def __getitem__(self, i: int) -> StereoSample:
         if i not in self._cache:
-            from simlearn.data.readers import read_image  # imports pandas and PIL: only here
+            # imports pandas and PIL: only here
+            from simlearn.data.readers import read_image, read_npy
 
             row = self.manifest.iloc[i]
             left = _hwc(read_image(self.root / row["left_path"]))
             right = _hwc(read_image(self.root / row["right_path"]))
-            disparity = np.load(self.root / row["disparity_path"]).astype(np.float32)
+            disparity = read_npy(
+                self.root / row["disparity_path"],
+                remedy="`dvc repro` rebuilds it (DVC sees the changed output of download@).",
+            ).astype(np.float32)
             if disparity.shape != left.shape[:2] or right.shape[0] != left.shape[0]:
                 raise ValueError(
                     f"pair {row['id']}: left {left.shape}, right {right.shape} and disparity "

@@ -14,12 +14,13 @@ winner-takes-all, and the switchable post-processing (``post:``). Metrics
 
 The split is honest:
 
-- a dataset with training pairs (KITTI, Middlebury): the model trains on the ``train`` pairs and
-  is tested on the others (``val``/``test``);
-- a dataset of one pair (``motorcycle``): the bottom ``split.holdout_rows`` of its rows are the
-  test block; training anchors lie above it, ``split.row_gap`` rows away (more than a patch, so no
-  training patch overlaps a test patch). Inference runs on the whole pair; the metrics count the
-  test block only (``test``) and the training rows (``train_*``, for the ablation table).
+- a dataset with training pairs (KITTI, Middlebury, your own ``stereo_folder``): the model trains
+  on the ``train`` pairs and is tested on the others (``val``/``test``);
+- a dataset of one pair (``motorcycle``, a ``stereo_folder`` of one pair): the bottom
+  ``split.holdout_rows`` of its rows are the test block; training anchors lie above it,
+  ``split.row_gap`` rows away (more than a patch, so no training patch overlaps a test patch).
+  Inference runs on the whole pair; the metrics count the test block only (``test``) and the
+  training rows (``train_*``, for the ablation table).
 """
 
 from __future__ import annotations

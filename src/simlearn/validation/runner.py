@@ -19,6 +19,7 @@ import pandas as pd
 from great_expectations.core.batch_definition import BatchDefinition
 from great_expectations.data_context.types.base import ProgressBarsConfig
 
+from simlearn.data.errors import LayoutError
 from simlearn.validation import files, images, sketch, stereo
 from simlearn.validation.common import TableCheck
 from simlearn.validation.report import MAX_EXAMPLES, ExpectationResult, ValidationReport
@@ -109,14 +110,15 @@ RAW_LAYOUTS = {"sketchy_tree": validate_sketchy_tree}
 
 def check_raw_tree(layout: str, root: Path) -> None:
     """Validate the raw tree ``root`` in ``layout`` (a key of :data:`RAW_LAYOUTS`); raise
-    ``ValueError`` listing every failed expectation and the offending files. The download stage
-    passes this to :func:`simlearn.data.sources.build_dataset` as its ``check_raw``."""
+    `LayoutError` (a ``ValueError``) listing every failed expectation and the offending files.
+    The download stage passes this to :func:`simlearn.data.sources.build_dataset` as its
+    ``check_raw``."""
     if layout not in RAW_LAYOUTS:
         raise ValueError(f"no suite for raw layout {layout!r}; known: {', '.join(RAW_LAYOUTS)}")
     report = RAW_LAYOUTS[layout](root)
     if not report.success:
         what = "Sketchy tree" if layout == "sketchy_tree" else f"{layout} tree"
-        raise ValueError(f"the {what} under {root} is invalid:\n{report.failures_text()}")
+        raise LayoutError(f"the {what} under {root} is invalid:\n{report.failures_text()}")
 
 
 def read_meta(data_dir: Path) -> dict[str, Any]:
