@@ -3,12 +3,16 @@
     python stages/report.py <eval_dir> <train_dir> <out_prefix>
 
 Writes <out_prefix>.md, <out_prefix>.csv and <out_prefix>.png (a comparison figure). Only the
-experiments currently in params.yaml are listed. Then it adds each experiment's evaluation
-(metrics, figures, curves) and its trained model (``torch.export``, registered under the key)
-to the MLflow run that trained it (``<models>/<exp>/run.json``), once: what is already there is
-not logged again (:func:`simlearn.tracking.publish_evaluation`, :func:`~simlearn.tracking.
-publish_model`). One process pays MLflow's start-up (about 2 s) and ``torch.export``'s import
-(2.6 s) for every experiment, instead of each ``evaluate`` and ``train``.
+experiments currently in params.yaml are listed. The markdown reads at a glance: per task, its
+``KEY_METRICS`` (the rest of each metrics.json goes to the CSV), then only the params that differ
+between its experiments as a table, the others listed once beneath it.
+
+Then it adds each experiment's evaluation (metrics, figures, curves) and its trained model
+(``torch.export``, registered under the key) to the MLflow run that trained it
+(``<models>/<exp>/run.json``), once: what is already there is not logged again
+(:func:`simlearn.tracking.publish_evaluation`, :func:`~simlearn.tracking.publish_model`). One
+process pays MLflow's start-up (about 2 s) and ``torch.export``'s import (2.6 s) for every
+experiment, instead of each ``evaluate`` and ``train``.
 """
 
 from __future__ import annotations
@@ -72,12 +76,14 @@ def publish(
 def summarise(
     params: dict[str, Any], eval_dir: Path, train_dir: Path
 ) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
-    """(one row per experiment: task, dataset, model, loss, its task's key metrics, train time;
-    every experiment's flattened params; markdown sections the tasks add)."""
+    """(one row per experiment: task, dataset, model, loss, its task's key metrics, train time,
+    then every other number of its metrics.json; every experiment's flattened params, NaN where
+    it has no such key; markdown sections the tasks add). ``summary.attrs["key_metrics"]``: task
+    -> the columns of its table in the markdown, its ``KEY_METRICS``."""
     from simlearn import tasks
     from simlearn.config import flatten, to_dict
 
-    rows, flat, columns = [], {}, []
+    rows, flat, columns, rest = [], {}, [], set()
     key_metrics: dict[str, tuple[str, ...]] = {}
     by_task: dict[str, dict[str, tuple[Any, dict]]] = {}
     for name in params.get("experiments") or {}:
@@ -92,6 +98,12 @@ def summarise(
         columns += [k for k in task.KEY_METRICS if k not in columns]
         key_metrics[cfg.task] = tuple(task.KEY_METRICS)
         d = task.describe(cfg)
+        numbers = {  # the rest of metrics.json goes to the CSV only
+            k: v
+            for k, v in m.items()
+            if k not in task.KEY_METRICS and isinstance(v, int | float) and not isinstance(v, bool)
+        }
+        rest.update(numbers)
         rows.append(
             {
                 "experiment": name,
@@ -100,6 +112,7 @@ def summarise(
                 "model": d.get("model", "-"),
                 "loss": d.get("loss", "-"),
                 "baseline": bool(d.get("baseline", False)),
+                **numbers,
                 **{k: (math.nan if m.get(k) is None else m[k]) for k in task.KEY_METRICS},
                 "train_seconds": train_s,
                 "_headline": m.get(task.KEY_METRICS[0]),
@@ -111,7 +124,8 @@ def summarise(
             shown.pop(key, None)
         flat[name] = flatten(shown)
     head = ["experiment", "task", "dataset", "model", "loss", "baseline"]
-    summary = pd.DataFrame(rows, columns=head + columns + ["train_seconds", "_headline"])
+    others = sorted(rest - set(columns))
+    summary = pd.DataFrame(rows, columns=head + columns + ["train_seconds", *others, "_headline"])
     summary["_headline"] = summary["_headline"].astype(float)
     summary = summary.sort_values(
         ["task", "dataset", "_headline"], ascending=[True, True, False]
@@ -125,20 +139,130 @@ def summarise(
             if text:
                 sections.append(text)
     summary.attrs["key_metrics"] = key_metrics  # task -> its report columns
-    return summary, table.fillna("-"), sections
+    return summary, table, sections
+
+
+#: how the tables mark an unset param
+UNSET = "-"
+
+
+def is_unset(v: Any) -> bool:
+    """No value: a key the experiment does not have (a fitted baseline has no loss, sampler or
+    training loop; a section left out has no keys), or one left null."""
+    return v is None or (isinstance(v, float) and math.isnan(v))
+
+
+def param_text(v: Any) -> str:
+    """A param as the tables show it: ``-`` when unset, floats short but exact (``0.003``, not
+    ``0.0030``; ``1e-05``, not ``0.0000``), the rest as ``str``."""
+    if is_unset(v):
+        return UNSET
+    if isinstance(v, float):
+        short = f"{v:g}"
+        return short if float(short) == v else repr(v)
+    return str(v)
+
+
+def split_params(
+    keys: pd.DataFrame,
+) -> tuple[pd.DataFrame, list[tuple[tuple[str, ...], list[tuple[str, str]]]]]:
+    """One task's params (rows: experiments, columns: flattened keys) split for reading.
+
+    Returns the table of the keys whose value differs between the experiments that set them,
+    as text (``-`` where unset), and the other keys, grouped by the experiments that set them:
+    ``[(experiments, [(key, value), ...]), ...]``, the largest group first. A key no experiment
+    sets is in neither. Why unset rows do not count as a difference: a fitted baseline has no
+    ``train.device``; that every trained network ran on ``auto`` is one line, not a column.
+    """
+    text = keys.map(param_text)
+    varying, constant = [], {}
+    for col in keys.columns:
+        values = set(text[col]) - {UNSET}
+        if len(values) > 1:
+            varying.append(col)
+        elif values:
+            rows = tuple(str(r) for r in text.index[text[col] != UNSET])
+            constant.setdefault(rows, []).append((str(col), values.pop()))
+    groups = sorted(constant.items(), key=lambda g: -len(g[0]))  # stable: first seen first
+    return text[varying], groups
+
+
+def _rows_phrase(rows: tuple[str, ...], everyone: list[str]) -> str:
+    """Which experiments a group covers, in the shorter of the two ways."""
+    if len(rows) == len(everyone):
+        return "every experiment"
+    if len(rows) > len(everyone) / 2:
+        return "all but " + ", ".join(e for e in everyone if e not in rows)
+    return ", ".join(rows) + " only"
+
+
+def params_markdown(keys: pd.DataFrame) -> list[str]:
+    """Markdown lines for one task's params: the table of those that differ, then the others
+    once, by the experiments that set them; nothing for a single experiment."""
+    if len(keys) < 2:
+        return []
+    table, groups = split_params(keys)
+    lines = []
+    if len(table.columns):
+        lines += ["Params that differ:", "", to_markdown(table.reset_index(names="experiment"))]
+        lines.append("")
+    if groups:
+        lines += ["Params the same in every experiment that sets them:", ""]
+        everyone = [str(e) for e in keys.index]
+        for rows, pairs in groups:
+            values = ", ".join(f"`{k}` {v}" for k, v in pairs)
+            lines.append(f"- {_rows_phrase(rows, everyone)}: {values}")
+        lines.append("")
+    return lines
 
 
 def to_markdown(df: pd.DataFrame, floatfmt: str = ".4f") -> str:
     def fmt(v: Any) -> str:
         if isinstance(v, float):
             return "-" if math.isnan(v) else format(v, floatfmt)
-        return str(v)
+        return str(v).replace("|", "\\|")  # a | inside a cell would end it
 
     cols = [str(c) for c in df.columns]
     lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
     for _, r in df.iterrows():
         lines.append("| " + " | ".join(fmt(v) for v in r.tolist()) + " |")
     return "\n".join(lines)
+
+
+def render_markdown(
+    summary: pd.DataFrame, params: pd.DataFrame, sections: list[str], figure: str
+) -> str:
+    """summary.md: per task, its ``KEY_METRICS`` table and its params (:func:`params_markdown`),
+    then the tasks' own sections; ``figure``: the comparison figure's file name, beside it."""
+    md = [
+        "# simlearn: experiment summary",
+        "",
+        "Test split (held-out pixels for stereo); a query is never its own match. `map` = mean",
+        "average precision over the full ranking (= AUPR), `map_at_r`/`r_precision` as in Musgrave",
+        "et al. 2020, `recall_at_k`: share of queries with a match among their k nearest (the",
+        "field's Recall@K; `recall_at_1` = `precision_at_1`), `nmi`: k-means on the test",
+        "embeddings against the labels, `roc_auc` over pairs; `knn_accuracy`, `ncm_accuracy` and",
+        "`linear_probe_accuracy` (logistic regression) use the training split as reference (absent",
+        "where the test classes were never trained on).",
+        "`seen_`/`unseen_` split the test set by whether the class was held out of training.",
+        "Baselines are fitted or classical, not trained. One table per task, with its own metrics",
+        "(the rest of each `metrics.json` is in `summary.csv`); under it, the params that differ",
+        "between its experiments (`-`: not set; a fitted baseline has no loss, sampler or training",
+        "loop), then the others, once.",
+        "",
+        f"![comparison]({figure})",
+        "",
+    ]
+    for task_name, metrics in summary.attrs["key_metrics"].items():
+        rows = summary[summary["task"] == task_name]
+        cols = ["experiment", "dataset", "model", "loss", *metrics, "train_seconds"]
+        md += [f"## {task_name}", "", to_markdown(rows[cols].dropna(axis=1, how="all")), ""]
+        # `task` is the heading; a key no experiment of this task has is not its key
+        keys = params.loc[rows["experiment"]].drop(columns="task", errors="ignore")
+        keys = keys.dropna(axis=1, how="all")
+        md += params_markdown(keys)
+    md += [part + "\n" for part in sections]
+    return "\n".join(md)
 
 
 def main(argv: list[str] | None = None) -> Path:
@@ -160,37 +284,8 @@ def main(argv: list[str] | None = None) -> Path:
         metrics=drawn,
         title="Test split, every retrieval experiment (stereo: its own table)",
     )
-    md = [
-        "# simlearn: experiment summary",
-        "",
-        "Test split (held-out pixels for stereo); a query is never its own match. `map` = mean",
-        "average precision over the full ranking (= AUPR), `map_at_r`/`r_precision` as in Musgrave",
-        "et al. 2020, `recall_at_k`: share of queries with a match among their k nearest (the",
-        "field's Recall@K; `recall_at_1` = `precision_at_1`), `nmi`: k-means on the test",
-        "embeddings against the labels, `roc_auc` over pairs; `knn_accuracy`, `ncm_accuracy` and",
-        "`linear_probe_accuracy` (logistic regression) use the training split as reference (absent",
-        "where the test classes were never trained on).",
-        "`seen_`/`unseen_` split the test set by whether the class was held out of training.",
-        "Baselines are fitted or classical, not trained. One table per task, with its own metrics.",
-        "",
-        f"![comparison]({fig.name})",
-        "",
-    ]
-    for task_name, metrics in summary.attrs["key_metrics"].items():
-        rows = summary[summary["task"] == task_name]
-        cols = ["experiment", "dataset", "model", "loss", *metrics, "train_seconds"]
-        md += [f"## {task_name}", "", to_markdown(rows[cols].dropna(axis=1, how="all")), ""]
-        keys = differ.loc[rows["experiment"]]
-        varying = [c for c in keys.columns if keys[c].astype(str).nunique() > 1]
-        if varying:
-            md += [
-                "Params that differ:",
-                "",
-                to_markdown(keys[varying].reset_index(names="experiment")),
-                "",
-            ]
-    md += [part + "\n" for part in sections]
-    out.with_suffix(".md").write_text("\n".join(md))
+    md = render_markdown(summary, differ, sections, fig.name)
+    out.with_suffix(".md").write_text(md)
     print(f"report: {len(summary)} experiments -> {out.with_suffix('.md')}")
     models, evals = publish(
         params, list(summary["experiment"]), args.eval_dir, args.models, args.curves

@@ -9,8 +9,10 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import yaml
+from tests.test_plots_offline import _check_every_plot_drawn, _dvc, _open_offline, _plot_files
 
 ROOT = Path(__file__).resolve().parents[1]
 #: stages DVC reruns on every repro (dvc.yaml ``always_changed``), whose output stays the same
@@ -257,10 +259,75 @@ def test_mlflow_run_holds_everything_and_the_model_loads(repo):
     mlflow.set_tracking_uri(uri)
     model = mlflow.pytorch.load_model(f"runs:/{run_id}/model")
     z = np.load(repo / "data/embeddings/bh.npz")
-    import pandas as pd
-
     rows = pd.read_parquet(repo / "data/digits/manifest.parquet")["index"].to_numpy()[:5]
     images = np.load(repo / "data/digits/images.npy")[rows]  # embeddings follow manifest order
     x = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255
     with torch.no_grad():
         np.testing.assert_allclose(model(x).numpy(), z["embeddings"][:5], rtol=1e-4, atol=1e-5)
+
+
+# ----------------------------------------------------------------------------- plots offline
+# `dvc plots show` / `diff` of this run in a real browser with the network blocked
+# (tests/test_plots_offline.py holds the checks and the tests on the committed reports/)
+
+
+@pytest.fixture(scope="module")
+def committed_repo(repo):
+    """The repo after the run, its outputs committed (``dvc plots diff HEAD`` needs a HEAD)."""
+    repo, env, _, out = repo
+    assert "Running stage 'plots_template'" in out
+    for cmd in (["git", "add", "-A"], ["git", "commit", "-qm", "repro"]):
+        subprocess.run(cmd, cwd=repo, env=env, check=True, capture_output=True)
+    return repo, env
+
+
+@pytest.mark.slow
+def test_plots_show_renders_every_curve_with_the_network_blocked(committed_repo, tmp_path):
+    repo, env = committed_repo
+    _dvc(repo, env, "plots", "show")
+    html = repo / "dvc_plots/index.html"
+    assert "cdn.jsdelivr" not in html.read_text(encoding="utf8")
+    found, blocked, errors = _open_offline(html, shot=tmp_path / "dvc_plots_offline.png")
+    assert not blocked and not errors, (blocked, errors)
+    _check_every_plot_drawn(repo, found)
+    kinds = {Path(p).name for p in _plot_files(repo).values()}
+    assert {"pr.csv", "roc.csv", "history.csv", "training_curves.png"} <= kinds
+    assert (tmp_path / "dvc_plots_offline.png").stat().st_size > 20_000
+
+
+@pytest.mark.slow
+def test_plots_diff_renders_both_revisions_with_the_network_blocked(committed_repo):
+    repo, env = committed_repo
+    curve = repo / "reports/curves/triplet/pr.csv"
+    original = curve.read_text()
+    try:
+        df = pd.read_csv(curve)
+        df["y"] = df["y"] * 0.5  # the workspace's curve, against HEAD's
+        df.to_csv(curve, index=False)
+        _dvc(repo, env, "plots", "diff", "HEAD", "-o", "diff_plots")
+        found, blocked, errors = _open_offline(repo / "diff_plots/index.html")
+    finally:
+        curve.write_text(original)
+    assert not blocked and not errors, (blocked, errors)
+    _check_every_plot_drawn(repo, found)
+    page = (repo / "diff_plots/index.html").read_text(encoding="utf8")
+    assert '"rev": "HEAD"' in page and '"rev": "workspace"' in page
+
+
+@pytest.mark.slow
+def test_dvc_s_default_page_is_blank_offline_so_the_check_can_fail(committed_repo):
+    repo, env = committed_repo
+    config = repo / ".dvc/config"  # without plots.html_template: DVC's own page
+    saved = config.read_text()
+    try:
+        config.write_text("[core]\n    analytics = false\n")
+        _dvc(repo, env, "plots", "show", "-o", "cdn_plots")
+    finally:
+        config.write_text(saved)
+    html = repo / "cdn_plots/index.html"
+    assert "https://cdn.jsdelivr.net/npm/vega@5" in html.read_text(encoding="utf8")
+    found, blocked, errors = _open_offline(html)
+    assert any("cdn.jsdelivr.net" in u for u in blocked), blocked
+    assert any("vegaEmbed" in e for e in errors), errors
+    vega = [f for f in found if not f["images"]]
+    assert vega and not any(f["canvas"] for f in vega)
