@@ -414,6 +414,10 @@ def _sketchy_7z(archive: Path, tmp: Path) -> Path:
 
     generate_sketch_set(tmp / "gen", seed=0, photos_per_class=3, sketches_per_photo=2, size=32)
     root = next(p for p in (tmp / "gen").rglob("256x256") if p.is_dir())
+    for png in sorted((root / "photo").rglob("*.png")):  # Sketchy's photos are JPEGs
+        with Image.open(png) as img:
+            img.convert("RGB").save(png.with_suffix(".jpg"), quality=90)
+        png.unlink()
     archive.parent.mkdir(parents=True, exist_ok=True)
     with py7zr.SevenZipFile(archive, "w") as z:
         z.writeall(root, "256x256")
@@ -452,8 +456,8 @@ def test_truncated_sketchy_photo_is_named(
     rc, err = _download("sketchy", capsys)
     assert rc == 0, err
     photos = project / "downloads/sketchy/rendered_256x256/256x256/photo/tx_000000000000"
-    bad = sorted(photos.rglob("*.png"))[4]
-    bad.write_bytes(bad.read_bytes()[:50])
+    bad = sorted(photos.rglob("*.jpg"))[4]
+    bad.write_bytes(bad.read_bytes()[: bad.stat().st_size // 2])  # header whole, pixels cut
     (project / "data" / "sketchy").rename(project / "data" / "sketchy-good")
     err = _fails_cleanly(project, "sketchy", capsys)
     assert str(bad) in err and "truncated" in err
