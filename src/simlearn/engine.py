@@ -28,6 +28,7 @@ import hashlib
 import math
 import os
 import random
+import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -49,6 +50,11 @@ LOCK = "train.lock"  # in the checkpoint folder; holds the PID of the training t
 class NonFiniteLossError(RuntimeError):
     """The loss (or the weights) became NaN or infinite; training stopped, and no checkpoint with
     non-finite values was written."""
+
+
+class CheckpointError(OSError):
+    """A checkpoint cannot be written (full disk, quota) or read (damaged); the message names the
+    file and what to do."""
 
 
 class TrainerBusyError(RuntimeError):
@@ -174,7 +180,9 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     """Atomic: a crash while writing leaves the previous checkpoint in place.
 
     The temporary file has a unique name in the same folder, so two writers never share one (and
-    one never renames the other's away), and a failed write removes it.
+    one never renames the other's away), and a failed write removes it. A write that fails (a
+    full disk: torch reports it as ``unexpected pos ...``; a quota; a file-size limit) raises
+    `CheckpointError` naming the file, the free space and that the previous checkpoint is kept.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -182,15 +190,51 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     try:
         torch.save(state, tmp)
         os.replace(tmp, path)
+    except (OSError, RuntimeError) as err:
+        Path(tmp).unlink(missing_ok=True)
+        raise CheckpointError(_write_failure(path, err)) from err
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
 
 
+def _write_failure(path: Path, err: BaseException) -> str:
+    """What a failed checkpoint write tells the user: the file, the cause in words, the room
+    left, and what was kept."""
+    try:
+        free = f"{shutil.disk_usage(path.parent).free / 2**20:,.0f} MiB free"
+    except OSError:
+        free = "free space unknown"
+    code = getattr(err, "errno", None)
+    if code == errno.ENOSPC:
+        cause = "the disk is full"
+    elif "unexpected pos" in str(err) or "failed writing" in str(err):  # torch's words for it
+        cause = "the write stopped short (a full disk, a quota or a file-size limit)"
+    elif code == errno.EFBIG:
+        cause = "the file-size limit (ulimit -f) was reached"
+    elif code == errno.EDQUOT:
+        cause = "the disk quota is exhausted"
+    else:
+        cause = f"the write failed ({err})"
+    kept = "the previous checkpoint is kept" if path.exists() else "no earlier checkpoint existed"
+    return (
+        f"cannot write the checkpoint {path}: {cause} ({free} in {path.parent}). Nothing was "
+        f"replaced: {kept}. Free some space and rerun: training resumes from the last checkpoint."
+    )
+
+
 def load_checkpoint(path: Path) -> dict[str, Any] | None:
+    """The checkpoint at ``path`` (None when there is none); a damaged one raises
+    `CheckpointError` saying how to start afresh."""
     if not path.exists():
         return None
-    return torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError, EOFError, ValueError) as err:
+        raise CheckpointError(
+            f"the checkpoint {path} cannot be read ({err}): it is truncated or damaged. Delete "
+            "it to start this training afresh."
+        ) from err
 
 
 _HELD_LOCKS: dict[str, int] = {}  # lock path -> how many nested checkpoint_lock blocks hold it
