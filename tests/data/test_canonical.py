@@ -4,6 +4,7 @@ tiny arrays made here."""
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pandas as pd
@@ -237,3 +238,25 @@ def test_write_stereo_dataset_only_loads_the_pairs_it_keeps(tmp_path):
     loaders = {p: (lambda p=p: load(p)) for p in ("a", "b", "c")}
     m = write_stereo_dataset(tmp_path, loaders, {"b": "val"}, source="s", name="s")
     assert calls == ["b"] and m["id"].tolist() == ["b"]
+
+
+def test_a_killed_builds_leftovers_are_swept_and_a_live_ones_kept(tmp_path):
+    import subprocess
+
+    from simlearn.data.canonical import staging_dir
+
+    out = tmp_path / "digits"
+    dead = subprocess.Popen(["true"])
+    dead.wait()  # a PID that no longer runs
+    left = [tmp_path / f".digits.partial-{dead.pid}", tmp_path / f".digits.old-{dead.pid}",
+            tmp_path / f".digits.partial-{dead.pid}.raw"]  # fmt: skip
+    for folder in left:
+        (folder / "sub").mkdir(parents=True)
+        (folder / "sub" / "x.npy").write_bytes(b"half")
+    alive = tmp_path / f".digits.partial-{os.getppid()}"  # a running process's build
+    alive.mkdir()
+    other = tmp_path / f".mnist.partial-{dead.pid}"  # another dataset's: not this build's
+    other.mkdir()
+    with staging_dir(out) as tmp:
+        (tmp / "meta.json").write_text("{}")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["digits", alive.name, other.name])

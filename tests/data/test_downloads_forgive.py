@@ -509,3 +509,26 @@ def test_7z_extraction_gives_the_same_bytes_as_were_packed(tmp_path: Path) -> No
     assert {p.relative_to(tmp_path / "out").as_posix() for p in written} == set(files)
     for name, data in files.items():
         assert (tmp_path / "out" / name).read_bytes() == data
+
+
+@pytest.mark.slow  # two stage processes
+def test_a_killed_download_leaves_nothing_behind_after_the_next_run(project: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    root = Path(download_stage.__file__).resolve().parents[1]
+    _params(project, {"sk": {"source": "sketch_synthetic", "photos_per_class": 20}})
+    cmd = [sys.executable, str(root / "stages" / "download.py"), "sk", "data/sk"]
+    env = {**os.environ, "PYTHONPATH": str(root / "src")}
+    child = subprocess.Popen(cmd, cwd=project, env=env)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not list((project / "data").glob(".sk.partial-*")):
+        time.sleep(0.05)  # until the build has begun writing
+    time.sleep(0.5)
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    subprocess.run(cmd, cwd=project, env=env, check=True, capture_output=True)
+    assert sorted(p.name for p in (project / "data").iterdir()) == ["keep.txt", "sk"]

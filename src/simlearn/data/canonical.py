@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -161,6 +162,37 @@ def _write_manifest_and_meta(out_dir: Path, manifest: pd.DataFrame, meta: dict[s
     (out_dir / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
 
 
+def sweep_stale(out_dir: Path) -> list[Path]:
+    """Remove what a killed build of ``out_dir`` left beside it: ``.<name>.partial-<pid>`` and
+    ``.<name>.old-<pid>`` (and anything named after them, such as a generator's scratch folder
+    ``.<name>.partial-<pid>.raw``) whose process no longer runs. Returns what was removed."""
+    pattern = re.compile(rf"^\.{re.escape(out_dir.name)}\.(?:partial|old)-(\d+)(?:\..*)?$")
+    removed = []
+    for entry in sorted(out_dir.parent.iterdir()) if out_dir.parent.is_dir() else []:
+        match = pattern.match(entry.name)
+        if match is None or _alive(int(match.group(1))):
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+        removed.append(entry)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` runs (signal 0 probes without sending anything)."""
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: alive
+        return True
+    return True
+
+
 @contextmanager
 def staging_dir(out_dir: str | Path) -> Iterator[Path]:
     """Build into a hidden sibling of ``out_dir`` and rename it into place on success.
@@ -170,6 +202,7 @@ def staging_dir(out_dir: str | Path) -> Iterator[Path]:
     """
     out_dir = Path(out_dir).absolute()
     out_dir.parent.mkdir(parents=True, exist_ok=True)
+    sweep_stale(out_dir)
     tmp = out_dir.parent / f".{out_dir.name}.partial-{os.getpid()}"
     old = out_dir.parent / f".{out_dir.name}.old-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)

@@ -861,7 +861,11 @@ def _build_sketch_synthetic(
     to a temporary folder, then canonicalised by the same reader as Sketchy."""
     from simlearn.data.synthetic_sketch import generate_sketch_set
 
-    with tempfile.TemporaryDirectory(prefix="sketch_synthetic-") as tmp:
+    # beside the staging folder, named after it: a killed build's leftovers are swept with it
+    # (:func:`simlearn.data.canonical.sweep_stale`), not left in the system's temporary folder
+    tmp = out.parent / f"{out.name}.raw"
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
         generate_sketch_set(
             tmp,
             seed=cfg.seed,
@@ -870,6 +874,8 @@ def _build_sketch_synthetic(
             size=cfg.image_size,
         )
         return _write_sketch(cfg, out, name, list_sketchy(tmp))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 # ----------------------------------------------------------------------------- files: your images
