@@ -3,6 +3,7 @@
 Every test works on a SQLite store in its own temporary folder (the default URI rule, or
 MLFLOW_TRACKING_URI pointing at a fault)."""
 
+import json
 import os
 import shutil
 import signal
@@ -400,12 +401,42 @@ def test_registry_round_trip_without_pickle(store, monkeypatch):
 
 
 class _DataDependent(torch.nn.Module):
-    """torch.export cannot trace a branch on tensor values."""
+    """torch.export cannot trace a branch on tensor values; ``scale`` is a fitted tensor."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("scale", torch.tensor(2.0))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, H, W) -> (B, C*H*W)
         if x.sum() > 0:
-            return x.flatten(1) * 2
+            return x.flatten(1) * self.scale
         return x.flatten(1)
+
+
+class _Weightless(torch.nn.Module):
+    """A classical method: settings, no learned tensor, and a step torch.export cannot trace."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.method, self.block_size, self.options = "sgbm", 3, {"mode": "3way"}
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(x.numpy().reshape(len(x), -1).copy())  # leaves the graph
+
+
+def test_weightless_untraceable_model_is_logged_as_its_settings_and_not_registered(store):
+    x = np.ones((2, 1, 2, 2), dtype=np.float32)
+    with tracking.training_run("sgbm", SECTION, dataset="digits") as run_id:
+        assert tracking.log_torch_model(run_id, _Weightless(), x) is None
+    cl = client()
+    assert cl.get_run(run_id).data.tags["model_format"] == "json"
+    path = cl.download_artifacts(run_id, "model/settings.json")
+    saved = json.loads(Path(path).read_text())
+    assert saved == {
+        "class": f"{__name__}._Weightless",
+        "settings": {"method": "sgbm", "block_size": 3, "options": {"mode": "3way"}},
+    }
+    assert [m.name for m in cl.search_registered_models()] == []  # nothing needs a pickle
 
 
 def test_untraceable_model_falls_back_to_pickle_and_says_so(store):
@@ -495,7 +526,7 @@ def test_healthy_server_passes_the_check(monkeypatch):
 
     class Health(http.server.BaseHTTPRequestHandler):
         def do_GET(self):  # noqa: N802
-            code = 200 if self.path == "/health" else 404
+            code = 200 if self.path == "/health" or "/experiments/search" in self.path else 404
             self.send_response(code)
             self.end_headers()
             self.wfile.write(b"OK")

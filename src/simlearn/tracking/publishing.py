@@ -26,7 +26,8 @@ from mlflow.tracking import MlflowClient
 from simlearn.tracking.runs import TAG_KEY, log_artifact, log_artifacts, log_metrics
 from simlearn.tracking.store import get_client
 
-TAG_MODEL_FORMAT = "model_format"  # pt2 (no pickle) | pickle (fallback; see log_torch_model)
+#: pt2 (no pickle) | json (a weightless baseline: its settings) | pickle (see log_torch_model)
+TAG_MODEL_FORMAT = "model_format"
 TAG_EVAL_DIGEST = "simlearn.eval_digest"  # what publish_evaluation last logged to the run
 
 
@@ -105,8 +106,11 @@ def log_torch_model(
     no stored code and needs no ``simlearn`` import. The batch dimension stays dynamic (the
     example is repeated to 2 rows when it has 1: torch.export pins size-1 dimensions). Cost, on
     the digits convnet: 3.8 s to log against 0.8 s for a pickle (2 shared CPU cores). A model
-    that ``torch.export`` cannot trace (data-dependent control flow) falls back to a pickle,
-    with a warning and the run tag ``model_format = pickle``; see the README's security notes.
+    that ``torch.export`` cannot trace and that holds no learned tensor (OpenCV's SGBM, Canny +
+    HOG) is logged as its settings, ``<name>/settings.json`` (tag ``model_format = json``), and
+    not registered: nothing in the registry needs pickled code. One with learned tensors that
+    cannot be traced (data-dependent control flow) falls back to a pickle, with a warning and
+    the run tag ``model_format = pickle``; see the README's security notes.
 
     Registered (``register``) under ``registered_model_name``, by default the run's params key,
     so ``mlflow.pytorch.load_model("models:/<key>/latest")`` gives the newest trained network.
@@ -159,6 +163,13 @@ def log_torch_model(
             fmt = "pt2"
         except Exception as e:  # torch.export could not trace this model
             export_error = e
+    if export_error is not None and not _learned_tensors(model):
+        # nothing learned to save (OpenCV's SGBM, Canny + HOG): its settings, as JSON, describe
+        # it completely, and a pickle would make the registry need pickled code for nothing
+        _drop_unfinished_models(client, run_id, name)
+        client.log_dict(run_id, _settings(model), f"{name}/settings.json")
+        client.set_tag(run_id, TAG_MODEL_FORMAT, "json")
+        return None
     if export_error is not None:
         warnings.warn(
             f"torch.export failed ({type(export_error).__name__}: "
@@ -189,6 +200,29 @@ def log_torch_model(
             ),
         )
     return info
+
+
+def _learned_tensors(model: Any) -> int:
+    """How many numbers the module holds in parameters and buffers (0: nothing was learned)."""
+    return sum(t.numel() for t in (*model.parameters(), *model.buffers()))
+
+
+def _settings(model: Any) -> dict[str, Any]:
+    """A weightless module as JSON: its class and its plain attributes (method, sizes, the
+    classical algorithm's options), which rebuild it."""
+    import json
+
+    plain = {}
+    for key, value in vars(model).items():
+        if key.startswith("_") or key == "training":
+            continue
+        try:
+            json.dumps(value)
+        except (TypeError, ValueError):
+            continue
+        plain[key] = value
+    cls = type(model)
+    return {"class": f"{cls.__module__}.{cls.__qualname__}", "settings": plain}
 
 
 def _drop_unfinished_models(client: MlflowClient, run_id: str, name: str) -> None:
