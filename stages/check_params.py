@@ -6,12 +6,21 @@ Checks every ``datasets.<name>`` section (:func:`simlearn.config.dataset_config`
 ``experiments.<key>`` section (:func:`simlearn.tasks.experiment_config`: types, ranges, the
 task's rules across keys, and that its dataset is declared), and that every dataset and
 experiment key matches ``^[A-Za-z0-9_-]+$``: keys become folder names and command arguments in
-dvc.yaml, so a space or a ``;`` must never reach a shell. Prints every error with its full key
-and exits 1; otherwise writes ``{"ok": true}`` to <out.json>.
+dvc.yaml, so a space or a ``;`` must never reach a shell (``stages/cmd_guard.py`` refuses them
+too, first in each such stage's cmd, for the runs that skip this stage). The file is read with
+:func:`simlearn.config.load_params`, which refuses alias bombs, huge or deeply nested documents
+and keys written twice, naming the line. Prints every error with its full key and exits 1;
+otherwise writes ``{"ok": true}`` to <out.json>.
 
 The output is the same whatever the params are. DVC reruns this stage whenever any section
 changes, but the stages that depend on its output see the same file and stay up to date: editing
 one experiment still reruns only that experiment's stages.
+
+A failed check leaves <out.json> as it was (dvc.yaml marks it ``persist``, so DVC does not delete
+it before the run either): the exit status stops ``dvc repro``, and the file is a dependency of
+every download@ and train@. Were it gone, a later ``dvc repro -s train@x`` (which skips this
+stage) would delete models/x, as DVC does with a stage's outputs before running it, and then fail
+on the missing file.
 """
 
 from __future__ import annotations
@@ -89,10 +98,12 @@ def main(argv: list[str] | None = None) -> int:
 
     from simlearn.config import ConfigError, load_params
 
-    args.out.unlink(missing_ok=True)  # a failed check never leaves an old "ok" behind
     try:
         params = load_params(args.params)
-    except (OSError, ConfigError) as e:
+    except ConfigError as e:  # the message names the file and the line
+        print(f"check_params: {e}", file=sys.stderr)
+        return 1
+    except OSError as e:
         print(f"check_params: cannot read {args.params}: {e}", file=sys.stderr)
         return 1
     except yaml.YAMLError as e:  # its message gives the line and column

@@ -52,6 +52,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         arrays = {k: z[k] for k in z.files}
     data = tasks.load(cfg, args.data_dir, check=False)  # train@ checked it
     figs = args.out_dir / "figures"
+    shutil.rmtree(figs, ignore_errors=True)  # a persist output (dvc.yaml): only this run's
     figs.mkdir(parents=True, exist_ok=True)
     result = tasks.evaluate(cfg, arrays, data, figs, name)
     write_metrics(args.out_dir / "metrics.json", result.metrics)

@@ -121,7 +121,11 @@ def summarise(
         by_task.setdefault(cfg.task, {})[name] = (cfg, m)
         shown = to_dict(cfg)
         for key in d.get("unused", ()):  # e.g. a fitted baseline has no loss, sampler or loop
-            shown.pop(key, None)
+            section, _, sub = key.partition(".")  # a section ("loss") or a key ("post.sgm")
+            if sub and isinstance(shown.get(section), dict):
+                shown[section].pop(sub, None)
+            elif not sub:
+                shown.pop(key, None)
         flat[name] = flatten(shown)
     head = ["experiment", "task", "dataset", "model", "loss", "baseline"]
     others = sorted(rest - set(columns))
@@ -261,8 +265,52 @@ def render_markdown(
         keys = params.loc[rows["experiment"]].drop(columns="task", errors="ignore")
         keys = keys.dropna(axis=1, how="all")
         md += params_markdown(keys)
+    md += heldout_markdown(summary)
     md += [part + "\n" for part in sections]
     return "\n".join(md)
+
+
+def heldout_markdown(summary: pd.DataFrame) -> list[str]:
+    """One table across tasks for the experiments with held-out classes: what their embeddings
+    do for classes never trained on (ranking, few-shot episodes, OOD detection)."""
+    if "fewshot_1shot_accuracy" not in summary:
+        return []
+    rows = summary[summary["fewshot_1shot_accuracy"].notna()]
+    if rows.empty:
+        return []
+
+    def with_ci(row: pd.Series, shot: int) -> str:
+        mean, ci = row.get(f"fewshot_{shot}shot_accuracy"), row.get(f"fewshot_{shot}shot_ci95")
+        return "-" if pd.isna(mean) else f"{mean:.3f} ± {ci:.3f}" if pd.notna(ci) else f"{mean:.3f}"
+
+    ways = sorted({int(w) for w in rows.get("fewshot_way", pd.Series(dtype=float)).dropna()})
+    way = f"{ways[0]}-way" if len(ways) == 1 else "N-way"
+    table = pd.DataFrame(
+        {
+            "experiment": rows["experiment"],
+            "task": rows["task"],
+            "dataset": rows["dataset"],
+            "unseen_map": rows.get("unseen_map"),
+            f"{way} 1-shot": [with_ci(r, 1) for _, r in rows.iterrows()],
+            f"{way} 5-shot": [with_ci(r, 5) for _, r in rows.iterrows()],
+            "ood_knn_auroc": rows.get("ood_knn_auroc"),
+            "ood_knn_fpr95": rows.get("ood_knn_fpr95"),
+        }
+    ).sort_values(["dataset", "unseen_map"], ascending=[True, False])
+    return [
+        "## Held-out classes: retrieval, few-shot, out-of-distribution",
+        "",
+        "Classes never seen in training (`holdout_classes`). `unseen_map`: retrieval among the",
+        "held-out test images. Few-shot: episodes drawn from the held-out test images only (600,",
+        "seeded), each query given the class of the nearest mean support embedding (prototype);",
+        "mean accuracy ± the half-width of its 95% interval. OOD: seen-class test images are",
+        "in-distribution, held-out ones out-of-distribution, scored by the distance to the k-th",
+        "nearest training embedding (AUROC, and FPR at 95% TPR with OOD as positive: lower is",
+        "better).",
+        "",
+        to_markdown(table.dropna(axis=1, how="all"), floatfmt=".3f"),
+        "",
+    ]
 
 
 def main(argv: list[str] | None = None) -> Path:

@@ -110,6 +110,8 @@ def _train_in_run(args, cfg, data, info, ckpt_dir, section, run_id) -> dict[str,
         return {}
 
     seconds = time.perf_counter() - t0
+    for out in (args.model_dir, args.report_dir):  # persist outputs (dvc.yaml): DVC kept the
+        shutil.rmtree(out, ignore_errors=True)  # old ones through the checks and the training
     args.model_dir.mkdir(parents=True, exist_ok=True)
     args.report_dir.mkdir(parents=True, exist_ok=True)
     from simlearn.models import save_model

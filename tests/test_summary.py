@@ -224,3 +224,34 @@ def test_the_committed_summary_heads_each_task_with_its_key_metrics():
 def test_a_pipe_in_a_value_does_not_split_the_cell():
     text = report.to_markdown(pd.DataFrame({"k": ["a|b"]}))
     assert text.splitlines()[2] == "| a\\|b |"
+
+
+def test_heldout_table_lists_only_experiments_with_episodes_with_their_intervals():
+    summary = pd.DataFrame(
+        {
+            "experiment": ["raw_unseen", "supcon_unseen", "batch_hard"],
+            "task": ["metric", "metric", "metric"],
+            "dataset": ["mnist5k", "mnist5k", "digits"],
+            "unseen_map": [0.599, 0.730, math.nan],
+            "fewshot_way": [3.0, 3.0, math.nan],
+            "fewshot_1shot_accuracy": [0.5701, 0.7042, math.nan],
+            "fewshot_1shot_ci95": [0.0081, 0.0112, math.nan],
+            "fewshot_5shot_accuracy": [0.7712, 0.8369, math.nan],
+            "fewshot_5shot_ci95": [0.0061, 0.0054, math.nan],
+            "ood_knn_auroc": [0.770, 0.982, math.nan],
+            "ood_knn_fpr95": [0.622, 0.062, math.nan],
+        }
+    )
+    lines = report.heldout_markdown(summary)
+    table = [ln for part in lines for ln in part.splitlines() if ln.startswith("|")]
+    assert table[0] == (
+        "| experiment | task | dataset | unseen_map | 3-way 1-shot | 3-way 5-shot | ood_knn_auroc"
+        " | ood_knn_fpr95 |"
+    )
+    assert table[2] == (
+        "| supcon_unseen | metric | mnist5k | 0.730 | 0.704 ± 0.011 | 0.837 ± 0.005 | 0.982"
+        " | 0.062 |"
+    )  # the best unseen_map first
+    assert table[3].startswith("| raw_unseen | metric | mnist5k | 0.599 | 0.570 ± 0.008 |")
+    assert len(table) == 4  # header, rule, two rows: batch_hard holds no class out
+    assert report.heldout_markdown(summary.iloc[2:]) == []

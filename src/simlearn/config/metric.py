@@ -19,8 +19,10 @@ __all__ = [
     "AugmentConfig",
     "EvalConfig",
     "ExperimentConfig",
+    "FewShotConfig",
     "LossConfig",
     "ModelConfig",
+    "OODConfig",
     "RESNETS",
     "SamplerConfig",
 ]
@@ -187,6 +189,49 @@ class AugmentConfig:
 
 
 @dataclass(frozen=True)
+class FewShotConfig:
+    """Few-shot episodes on the held-out classes' test images (Snell et al. 2017): each of
+    ``episodes`` episodes draws N classes, ``shot`` support and ``queries`` query images of each,
+    and classifies the queries by the nearest class prototype (mean support embedding)."""
+
+    # N classes per episode; an N larger than the held-out classes becomes all of them, so the
+    # default gives 5-way where 5 or more classes are held out and min(5, classes)-way otherwise
+    ways: tuple[int, ...] = (5,)
+    shots: tuple[int, ...] = (1, 5)  # K support images per class
+    queries: int = 15  # query images per class and episode (the papers' 15)
+    episodes: int = 600  # the papers' 600, with the mean accuracy's 95% confidence interval
+
+    def __post_init__(self) -> None:
+        for key, values, low in (("ways", self.ways, 2), ("shots", self.shots, 1)):
+            if not values:
+                raise ConfigError(f"{key}=[]: give at least one value")
+            if len(set(values)) != len(values):
+                raise ConfigError(f"{key}={list(values)} has repeated values")
+            for v in values:
+                at_least(f"{key}[]", v, low)
+        at_least("queries", self.queries, 1)
+        at_least("episodes", self.episodes, 2)  # a confidence interval needs two
+
+
+@dataclass(frozen=True)
+class OODConfig:
+    """Out-of-distribution detection: seen-class test images are in-distribution, held-out-class
+    test images out-of-distribution; scores from the training split's seen classes."""
+
+    # the k of the k-th nearest training embedding (Sun et al. 2022: 50 on CIFAR-10, 200 on
+    # CIFAR-100, 1000 on ImageNet)
+    knn_k: int = 50
+    # Mahalanobis (Lee et al. 2018): ridge added to the shared covariance, x trace/d; the paper
+    # inverts the empirical covariance itself, so the default only keeps a singular one (raw
+    # pixels' constant borders) invertible
+    mahalanobis_shrinkage: float = 1e-6
+
+    def __post_init__(self) -> None:
+        at_least("knn_k", self.knn_k, 1)
+        at_least("mahalanobis_shrinkage", self.mahalanobis_shrinkage, 0.0)
+
+
+@dataclass(frozen=True)
 class EvalConfig:
     # retrieval, pair and kNN distance: euclidean (alias l2) | cosine | manhattan (l1) |
     # chebyshev (linf) | dot (-q.g); see simlearn.distances
@@ -198,6 +243,9 @@ class EvalConfig:
     embedding_map: str = "tsne"  # tsne | pca
     grid_queries: int = 6  # rows of the retrieval grid
     grid_k: int = 8  # neighbours per row
+    # experiments with holdout_classes: few-shot episodes and OOD detection on those classes
+    fewshot: FewShotConfig = field(default_factory=FewShotConfig)
+    ood: OODConfig = field(default_factory=OODConfig)
 
     def __post_init__(self) -> None:
         one_of(

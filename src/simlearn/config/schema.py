@@ -11,6 +11,7 @@ This module imports nothing from simlearn: every section of every task builds on
 from __future__ import annotations
 
 import dataclasses
+import io
 import types
 import typing
 from collections.abc import Mapping
@@ -21,6 +22,7 @@ from typing import Any, Literal, TypeVar, get_args, get_origin
 __all__ = [
     "ConfigError",
     "at_least",
+    "check_yaml_document",
     "finite",
     "flatten",
     "from_dict",
@@ -92,16 +94,216 @@ def finite(key: str, value: float) -> None:
 # ----------------------------------------------------------------------------- loading
 
 
+#: params.yaml holds settings (the project's own is 13 KB): a larger file is refused before it is
+#: parsed, so no stage (and no error message) spends time or memory on it
+MAX_PARAMS_BYTES = 1 << 20
+#: nodes (scalars, lists, mappings) the document may hold once every alias is expanded: the
+#: project's params.yaml has 470; a "billion laughs" of nested aliases reaches millions from a
+#: few KB and is refused at the alias that crosses this, without being expanded
+MAX_PARAMS_NODES = 50_000
+#: of those, the nodes that aliases may add (an anchor's whole subtree counts at every ``*alias``):
+#: sharing a 30-node train section across 50 experiments adds 1,500
+MAX_ALIAS_NODES = 10_000
+#: nesting of lists and mappings (the project's params.yaml: 5 levels)
+MAX_PARAMS_DEPTH = 32
+
+
 def load_params(path: str | Path = "params.yaml") -> dict[str, Any]:
+    """The mapping in ``path``, read with YAML's safe loader after :func:`check_yaml_document`.
+
+    Every stage reads its params through here, so a file that would take a stage minutes or
+    gigabytes (aliases nested into a "billion laughs", a huge file, deep nesting) or that YAML
+    would read silently wrong (a key written twice: the last one wins, while DVC refuses the
+    file) fails in milliseconds with :class:`ConfigError` naming the line.
+    """
     import yaml  # lazy: the GPU machine's image has no pyyaml, and the benchmarks need config
 
-    with open(path) as f:
-        params = yaml.safe_load(f) or {}
+    path = Path(path)
+    size = path.stat().st_size
+    if size > MAX_PARAMS_BYTES:
+        with open(path, "rb") as f:  # the line that holds the first byte over the limit
+            line = f.read(MAX_PARAMS_BYTES).count(b"\n") + 1
+        raise ConfigError(
+            f"{path}: {size:,} bytes, more than the {MAX_PARAMS_BYTES:,} allowed (crossed on line "
+            f"{line}); params.yaml holds settings, not data: put long lists in a file and name "
+            "that file in params.yaml"
+        )
+    text = path.read_text()
+    check_yaml_document(text, str(path))
+    stream = io.StringIO(text)
+    stream.name = str(path)  # type: ignore[misc]  # YAML's messages name the file
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # the C parser when libyaml is there
+    params = yaml.load(stream, Loader=loader) or {}  # noqa: S506 (a safe loader)
     if not isinstance(params, dict):
         raise ConfigError(
             f"{path}: expected a mapping at the top level, got {type(params).__name__}"
         )
     return params
+
+
+def check_yaml_document(text: str, name: str = "params.yaml") -> None:
+    """Refuse, before anything is built, a YAML document that is unsafe or ambiguous to load.
+
+    One pass over the parser's events (linear in the text, aliases are never expanded) counts
+    the nodes the document would hold: more than :data:`MAX_PARAMS_NODES` in all, more than
+    :data:`MAX_ALIAS_NODES` added by aliases, nesting deeper than :data:`MAX_PARAMS_DEPTH`, an
+    alias inside its own anchor (a recursive structure), or a key written twice in one mapping
+    each raise :class:`ConfigError` with the line. Syntax errors are left to the loader, whose
+    message already names the line and column.
+    """
+    import yaml
+
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    scan = _DocumentScan(name)
+    try:
+        for event in yaml.parse(text, Loader=loader):
+            if isinstance(event, yaml.DocumentEndEvent):
+                return  # a second document is the loader's error
+            scan.feed(event)
+    except yaml.YAMLError:
+        return  # the loader reports it, with its line and column
+
+
+class _DocumentScan:
+    """The state of :func:`check_yaml_document`'s pass: open collections, anchors' sizes."""
+
+    def __init__(self, name: str) -> None:
+        import yaml
+
+        self.name = name
+        self.stack: list[_Open] = []
+        self.sizes: dict[str, int] = {}  # anchor -> nodes of its subtree, aliases expanded
+        self.nodes = 0  # in the whole document, aliases expanded
+        self.alias_nodes = 0  # of those, added by aliases
+        self.resolver = yaml.resolver.Resolver()
+        self.constructor = yaml.constructor.SafeConstructor()
+
+    def feed(self, event: Any) -> None:
+        import yaml
+
+        line = event.start_mark.line + 1
+        if isinstance(event, yaml.CollectionStartEvent):
+            self._place(event, line)
+            self._count(1, line)  # its parent gets its whole size when it ends
+            if len(self.stack) >= MAX_PARAMS_DEPTH:
+                raise ConfigError(
+                    f"{self.name}, line {line}: lists and mappings nested deeper than "
+                    f"{MAX_PARAMS_DEPTH} levels (at {self._path()}); params.yaml needs 5"
+                )
+            kind = "mapping" if isinstance(event, yaml.MappingStartEvent) else "sequence"
+            self.stack.append(_Open(kind, event.anchor, line))
+        elif isinstance(event, yaml.CollectionEndEvent):
+            done = self.stack.pop()
+            if done.anchor is not None:
+                self.sizes[done.anchor] = done.nodes
+            if self.stack:
+                self.stack[-1].nodes += done.nodes
+        elif isinstance(event, yaml.ScalarEvent):
+            self._place(event, line)
+            self._count(1, line, into_parent=True)
+            if event.anchor is not None:
+                self.sizes[event.anchor] = 1
+        elif isinstance(event, yaml.AliasEvent):
+            self._place(event, line)
+            self._alias(event.anchor, line)
+
+    def _alias(self, anchor: str, line: int) -> None:
+        for open_ in self.stack:
+            if open_.anchor == anchor:
+                raise ConfigError(
+                    f"{self.name}, line {line}: alias *{anchor} at {self._path()} lies inside "
+                    f"its own anchor &{anchor} (line {open_.line}): a recursive structure that "
+                    "no stage can read; write the values out"
+                )
+        size = self.sizes.get(anchor)
+        if size is None:
+            return  # an undefined alias: the loader's error, with its line
+        self.alias_nodes += size
+        if self.alias_nodes > MAX_ALIAS_NODES:
+            raise ConfigError(
+                f"{self.name}, line {line}: alias *{anchor} at {self._path()} brings the values "
+                f"added by aliases past {MAX_ALIAS_NODES:,} (each *{anchor} adds {size:,}): "
+                "aliases nested this deep expand into a document too large to load (a YAML "
+                '"billion laughs"); write the shared values out or share smaller sections'
+            )
+        self._count(size, line, into_parent=True)
+
+    def _count(self, size: int, line: int, into_parent: bool = False) -> None:
+        """Count a node whose subtree holds ``size`` nodes (aliases expanded)."""
+        self.nodes += size
+        if self.nodes > MAX_PARAMS_NODES:
+            raise ConfigError(
+                f"{self.name}, line {line}: the document holds more than {MAX_PARAMS_NODES:,} "
+                f"values (at {self._path()}); params.yaml holds settings, not data"
+            )
+        if into_parent and self.stack:
+            self.stack[-1].nodes += size
+
+    def _place(self, event: Any, line: int) -> None:
+        """Move the parent to this node: a sequence's next index, or a mapping's key (checked
+        against the keys before it) or value."""
+        if not self.stack:
+            return
+        parent = self.stack[-1]
+        if parent.kind == "sequence":
+            parent.index += 1
+            parent.key = f"[{parent.index}]"
+        elif parent.expect_key:
+            parent.key = self._key(event, parent, line)
+            parent.expect_key = False
+        else:
+            parent.expect_key = True
+
+    def _key(self, event: Any, mapping: _Open, line: int) -> str:
+        """The key's text for paths; raises when the mapping already has an equal key."""
+        import yaml
+
+        if not isinstance(event, yaml.ScalarEvent):
+            return "?"  # an alias or a collection used as a key: nothing to compare
+        tag = event.tag
+        if tag in (None, "!"):
+            tag = self.resolver.resolve(yaml.ScalarNode, event.value, event.implicit)
+        if tag == "tag:yaml.org,2002:merge":
+            return "<<"  # merged keys may be overridden: not a duplicate
+        try:  # as the loader builds it: `yes` and `true`, `1` and `0x1` are one key
+            value = self.constructor.construct_object(yaml.ScalarNode(tag, event.value))
+        except yaml.YAMLError:
+            value = (tag, event.value)
+        try:
+            first = mapping.keys.get(value)
+        except TypeError:  # unhashable: the loader refuses it
+            return str(event.value)
+        if first is not None:
+            where = self._path(mapping) or "the top level"
+            lines = f"lines {first} and {line}" if first != line else f"line {line}"
+            raise ConfigError(
+                f"{self.name}, {lines}: key {event.value!r} is written twice "
+                f"in the same mapping ({where}); YAML would keep the last one silently and DVC "
+                "refuses the file: delete one of them"
+            )
+        mapping.keys[value] = line
+        return str(event.value)
+
+    def _path(self, upto: _Open | None = None) -> str:
+        """The dotted key of the node being read (of mapping ``upto``, when given)."""
+        keys: list[str] = []
+        for open_ in self.stack:
+            if open_ is upto:
+                break
+            keys.append(open_.key or "?")
+        return ".".join(keys).replace(".[", "[")
+
+
+class _Open:
+    """One list or mapping being read: its nodes so far and, for a mapping, its keys' lines."""
+
+    def __init__(self, kind: str, anchor: str | None, line: int) -> None:
+        self.kind, self.anchor, self.line = kind, anchor, line
+        self.nodes = 1
+        self.index = -1  # a sequence's last item
+        self.key: str | None = None  # the key (or [index]) being read, for messages
+        self.expect_key = kind == "mapping"
+        self.keys: dict[Any, int] = {}  # a mapping's keys, as loaded, and their lines
 
 
 def section(params: Mapping[str, Any], group: str, key: str) -> Mapping[str, Any]:

@@ -25,6 +25,14 @@
 - Held-out classes (``holdout_classes``, never trained on): ``seen_*`` and ``unseen_*`` repeat the
   retrieval inside each group of test images, so the unseen figure measures how the embedding
   ranks classes it never saw among themselves.
+- Held-out classes, as the applications of an embedding (:func:`heldout_metrics`): few-shot
+  episodes among the held-out classes' test images, classified by the nearest prototype under
+  ``eval.distance`` (:mod:`simlearn.evaluation.fewshot`: ``fewshot_<N>way_<K>shot_accuracy``
+  and its ``_ci95``), and out-of-distribution detection, the seen classes' test images against
+  the held-out ones' (:mod:`simlearn.evaluation.ood`: ``ood_knn_*`` and ``ood_mahalanobis_*``,
+  AUROC, AUPR, FPR@95), with a figure of both scores' histograms (``ood_scores.png``).
+  Few-shot needs two held-out classes with test images; settings under ``eval.fewshot`` and
+  ``eval.ood``.
 - Validation during training: retrieval on the validation split, seen classes only, so the
   held-out classes never select or tune a model.
 
@@ -62,6 +70,11 @@ KEY_METRICS = (
     "linear_probe_accuracy",
     "seen_map",
     "unseen_map",
+    # held-out classes: few-shot at the first configured way (fewshot_way: its N) and kNN OOD
+    "fewshot_1shot_accuracy",
+    "fewshot_5shot_accuracy",
+    "ood_knn_auroc",
+    "ood_knn_fpr95",
 )
 
 
@@ -198,14 +211,71 @@ def labelled_metrics(
             emb, labels, test, holdout, cfg, is_query=is_query, is_gallery=is_gallery
         )
     )
+    held, ood = heldout_metrics(emb, labels, split, holdout, cfg)
+    metrics.update(held)
     extras = {
         "result": res,
         "query_gallery": qg,
         "pairs": pv,
         "pair_distances": d,
         "pair_same": same,
+        "ood": ood,
     }
     return metrics, extras
+
+
+def heldout_metrics(
+    emb: np.ndarray, labels: np.ndarray, split: np.ndarray, holdout: np.ndarray, cfg: Any
+) -> tuple[dict[str, float], dict[str, Any]]:
+    """Few-shot and OOD figures of the held-out classes (module docstring), and each OOD
+    score's :class:`~simlearn.evaluation.ood.DetectionResult` for the figure. Empty when no
+    class is held out; few-shot is left out with fewer than 2 held-out classes in the test
+    split, OOD without seen training rows or seen test rows."""
+    from simlearn.evaluation.fewshot import fewshot_metrics
+    from simlearn.evaluation.ood import ood_metrics
+
+    test = split == "test"
+    unseen = test & holdout
+    metrics: dict[str, float] = {}
+    if not unseen.any():
+        return metrics, {}
+    if len(np.unique(labels[unseen])) >= 2:
+        rows = np.flatnonzero(unseen)
+        e = cfg.eval
+        metrics.update(fewshot_metrics(emb, labels, rows, e.fewshot, e.distance, cfg.seed))
+    ood: dict[str, Any] = {}
+    if ((split == "train") & ~holdout).any() and (test & ~holdout).any():
+        m, ood = ood_metrics(emb, labels, split, holdout, cfg.eval.ood)
+        metrics.update(m)
+    return metrics, ood
+
+
+def check_heldout_evaluation(
+    cfg: Any, labels: np.ndarray, split: np.ndarray, holdout: np.ndarray
+) -> None:
+    """Before training: the held-out classes' test images can fill the few-shot episodes
+    (``shots + queries`` per class) and the seen training images number at least
+    ``eval.ood.knn_k``. ConfigError naming the key otherwise."""
+    from simlearn.config import ConfigError
+
+    unseen = (split == "test") & holdout
+    if not unseen.any():
+        return
+    f = cfg.eval.fewshot
+    classes, counts = np.unique(labels[unseen], return_counts=True)
+    need = max(f.shots) + f.queries
+    if len(classes) >= 2 and counts.min() < need:
+        c = classes[int(np.argmin(counts))]
+        raise ConfigError(
+            f"eval.fewshot.queries={f.queries}: held-out class {c} has {counts.min()} test "
+            f"images, fewer than max(eval.fewshot.shots) + queries = {need}; lower them"
+        )
+    n_ref = int(((split == "train") & ~holdout).sum())
+    if n_ref and cfg.eval.ood.knn_k > n_ref:
+        raise ConfigError(
+            f"eval.ood.knn_k={cfg.eval.ood.knn_k}: the training split has {n_ref} images of "
+            f"the seen classes; use at most {n_ref}"
+        )
 
 
 def seen_unseen_metrics(
@@ -304,19 +374,27 @@ def validation_retrieval(cfg: Any, ds: Any, model: Any, device: Any) -> dict[str
     return {"val_map": s["map"], "val_precision_at_1": s["precision_at_1"]}
 
 
+#: how the OOD figure names each score of :func:`heldout_metrics`
+_OOD_NAMES = {
+    "knn": "kNN distance (k = {k})",
+    "mahalanobis": "Mahalanobis distance\u00b2",
+}
+
+
 def evaluate_labelled(
     cfg: Any, arrays: dict[str, np.ndarray], ds: Any, figures_dir: Path, name: str
 ) -> tuple[dict[str, float], dict[str, Any], list[Path]]:
     """Metrics, curves (``pr``: the mean 11-point PR curve, x recall, y precision; ``roc``: pair
-    ROC on a fixed fpr grid, x fpr, y tpr) and figures (PR, ROC, distance histograms, embedding
-    map, retrieval grid) of one image experiment, from what
-    :func:`simlearn.models.embedder.embed_labelled` wrote (with ``is_query`` and ``is_gallery``
-    where the task's ``embed`` added them: :func:`query_gallery_arrays`)."""
+    ROC on a fixed fpr grid, x fpr, y tpr) and figures (PR, ROC, distance histograms, OOD
+    scores where classes are held out, embedding map, retrieval grid) of one image experiment,
+    from what :func:`simlearn.models.embedder.embed_labelled` wrote (with ``is_query`` and
+    ``is_gallery`` where the task's ``embed`` added them: :func:`query_gallery_arrays`)."""
     import pandas as pd
 
     from simlearn.distances import normalize_embeddings
     from simlearn.evaluation.retrieval import nearest_neighbors, query_pr_curve
     from simlearn.plots.embedding import plot_embedding_map
+    from simlearn.plots.ood import ScorePanel, plot_ood_scores
     from simlearn.plots.retrieval import (
         PRExample,
         plot_distance_histograms,
@@ -380,6 +458,24 @@ def evaluate_labelled(
             title=f"{name}: distances of positive vs negative pairs",
         )
     )
+    if x["ood"]:
+        out.append(
+            plot_ood_scores(
+                [
+                    ScorePanel(
+                        _OOD_NAMES[key].format(k=cfg.eval.ood.knn_k),
+                        r.id_scores,
+                        r.ood_scores,
+                        r.threshold,
+                        r.auroc,
+                        r.fpr95,
+                    )
+                    for key, r in x["ood"].items()
+                ],
+                figs / "ood_scores.png",
+                title=f"{name}: seen-class test images (ID) against held-out classes (OOD)",
+            )
+        )
     out.append(
         plot_embedding_map(
             emb[test_idx],

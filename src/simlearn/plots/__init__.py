@@ -4,7 +4,8 @@
 - :mod:`~simlearn.plots.embedding`: the 2-D embedding map (t-SNE or PCA);
 - :mod:`~simlearn.plots.training`: training curves;
 - :mod:`~simlearn.plots.comparison`: the report's side-by-side figure;
-- :mod:`~simlearn.plots.stereo`: disparity maps and their errors.
+- :mod:`~simlearn.plots.stereo`: disparity maps and their errors;
+- :mod:`~simlearn.plots.ood`: out-of-distribution scores, in-distribution against OOD.
 
 Shared pieces (canvas, saving, colours) are in :mod:`~simlearn.plots._common`. ``from
 simlearn.plots import plot_roc`` works too: names are looked up in the family modules on first use,
@@ -19,7 +20,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-_FAMILIES = ("_common", "retrieval", "embedding", "training", "comparison", "stereo")
+_FAMILIES = ("_common", "retrieval", "embedding", "training", "comparison", "stereo", "ood")
 
 
 def __getattr__(name: str) -> Any:

@@ -23,7 +23,8 @@ defines, at module level,
     tuple of metric names the report shows for this task, most important first.
 ``describe(cfg) -> dict``
     labels for the report and the MLflow tags: ``model``, ``loss`` (names), ``baseline`` (bool:
-    fitted or classical, not trained) and ``unused`` (params sections the experiment ignores).
+    fitted or classical, not trained) and ``unused`` (params sections, ``loss``, or keys,
+    ``post.sgm``, the experiment ignores).
 ``check(cfg) -> None``
     rules across keys (this loss needs that sampler, ...). Raises
     :class:`~simlearn.config.ConfigError` naming the full key. Runs when the params are loaded,

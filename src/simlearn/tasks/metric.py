@@ -17,9 +17,11 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from simlearn.config import ConfigError, ExperimentConfig
 from simlearn.data.image_dataset import ImageDataset, check_holdout, load_image_dataset
-from simlearn.evaluation.protocol import KEY_METRICS
+from simlearn.evaluation.protocol import KEY_METRICS, check_heldout_evaluation
 from simlearn.models.pretrained import check_weights_available
 from simlearn.tasks import Evaluation, Trained, TrainOptions, fit_embedder_task
 from simlearn.training import image_embedder
@@ -87,8 +89,10 @@ load_data = load_image_dataset
 
 
 def check_data(cfg: ExperimentConfig, ds: ImageDataset) -> None:
-    """Checks that need the data: held-out classes exist, P x K batches can be drawn."""
+    """Checks that need the data: held-out classes exist and fill the few-shot episodes and the
+    OOD reference set, P x K batches can be drawn."""
     holdout = check_holdout(cfg.holdout_classes, ds)
+    check_heldout_evaluation(cfg, ds.labels, ds.splits, np.isin(ds.labels, holdout))
     if cfg.model.shallow:
         return
     seen = ds.num_classes - len(holdout)
@@ -97,8 +101,23 @@ def check_data(cfg: ExperimentConfig, ds: ImageDataset) -> None:
             f"sampler.classes_per_batch={cfg.sampler.classes_per_batch}: the training split has "
             f"{seen} classes once holdout_classes are removed; use at most {seen}"
         )
-    if len(ds.indices("train", exclude=holdout)) == 0:
+    train = ds.indices("train", exclude=holdout)
+    if len(train) == 0:
         raise ConfigError("holdout_classes: the training split is empty once they are removed")
+    # batches larger than the data repeat it and, at 10**9, exhaust memory after the run started
+    s, after = cfg.sampler, " once holdout_classes are removed" if len(holdout) else ""
+    if s.name in ("pairs", "triplets") and s.batch_size > len(train):
+        raise ConfigError(
+            f"sampler.batch_size={s.batch_size}: the training split has {len(train)} images"
+            f"{after}; use at most {len(train)}"
+        )
+    largest = int(np.unique(ds.labels[train], return_counts=True)[1].max()) if s.name == "pk" else 0
+    if s.name == "pk" and s.samples_per_class > largest:
+        raise ConfigError(
+            f"sampler.samples_per_class={s.samples_per_class}: the largest class of the training "
+            f"split has {largest} images{after}, so every class would repeat its images in "
+            f"every batch; use at most {largest}"
+        )
 
 
 # ----------------------------------------------------------------------------- train
@@ -158,8 +177,9 @@ def evaluate(
     from simlearn.evaluation.protocol import evaluate_labelled
 
     metrics, curves, figures = evaluate_labelled(cfg, arrays, ds, figures_dir, name)
-    summary = ("map", "map_at_r", "recall_at_1", "nmi", "roc_auc")
-    return Evaluation(metrics, curves, figures, summary)
+    shown = ("map", "map_at_r", "recall_at_1", "nmi", "roc_auc", "unseen_map",
+             "fewshot_1shot_accuracy", "fewshot_5shot_accuracy", "ood_knn_auroc")  # fmt: skip
+    return Evaluation(metrics, curves, figures, tuple(k for k in shown if k in metrics))
 
 
 # ----------------------------------------------------------------------------- report

@@ -37,6 +37,18 @@ UI_RUNS_VIEW = "workflowType=machine_learning"  # URL parameter: open the runs t
 
 STORE_TIMEOUT_S = 5.0  # per check of the tracking store; the whole check stays well under 15 s
 
+#: MLflow's HTTP client, by default, waits 120 s for each answer and retries 7 times with
+#: exponential backoff, so a server that answers 503 keeps a stage busy for minutes and one that
+#: never answers for about 15 minutes. Unless the user sets them, every call to an HTTP store is
+#: bounded instead: 6 s per connect or read, one retry after at most 1.5 s (backoff 1 s, no wait
+#: before urllib3's first retry, jitter up to 0.5 s): a failing call raises within 13.5 s.
+HTTP_BOUNDS = {
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "6",
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": "0.5",
+}
+
 
 # ----------------------------------------------------------------------------- configuration
 
@@ -107,6 +119,8 @@ def configure(root: str | Path | None = None) -> str:
     """Point MLflow's process-wide calls (model logging, registry) at the store; its URI."""
     uri = tracking_uri(root)
     user_set = "MLFLOW_TRACKING_URI" in os.environ
+    for name, value in HTTP_BOUNDS.items():  # read by MLflow at each request
+        os.environ.setdefault(name, value)
     mlflow.set_tracking_uri(uri)
     if not user_set:  # MLflow exports it; the rule above must keep seeing "not set by the user"
         os.environ.pop("MLFLOW_TRACKING_URI", None)
@@ -206,23 +220,69 @@ def _check_sqlite(uri: str, timeout: float) -> None:
 
 
 def _check_http(uri: str, timeout: float) -> None:
-    url = uri.rstrip("/") + "/health"
+    """``/health`` answers, then the API does: a server is up and its backend store works.
+
+    A server whose database is down still answers ``/health`` (the web process is alive) and
+    fails every API call with 500 or 503, or hangs on it; MLflow would retry those for minutes.
+    Each request here waits at most ``timeout`` and is not retried.
+    """
+    base = uri.rstrip("/")
+    _http_get(uri, f"{base}/health", timeout, "the server")
+    _http_get(uri, f"{base}/api/2.0/mlflow/experiments/search?max_results=1", timeout, "its API")
+
+
+def _http_get(uri: str, url: str, timeout: float, what: str) -> None:
+    request = urllib.request.Request(url, headers=_auth_headers())
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as r:  # noqa: S310 (http/https only)
-            r.read(64)
+        with urllib.request.urlopen(request, timeout=timeout) as r:  # noqa: S310 (http/https)
+            r.read(4096)
     except urllib.error.HTTPError as e:
-        raise _store_error(
-            uri,
-            f"GET {url} answered HTTP {e.code} {e.reason}",
-            "check that the URI is an MLflow tracking server (`mlflow server`)",
-        ) from None
+        if what == "the server":
+            cause = "check that the URI is an MLflow tracking server (`mlflow server`)"
+        elif e.code in (401, 403):
+            cause = (
+                "set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD (or "
+                "MLFLOW_TRACKING_TOKEN) to credentials the server accepts"
+            )
+        elif e.code >= 500:
+            cause = (
+                "the server is up (/health answers) but fails its API: its backend store (the "
+                "database behind `mlflow server --backend-store-uri`) is likely down, full or "
+                "unreachable; check the server's log and its database"
+            )
+        else:
+            cause = "check that the URI is an MLflow tracking server (`mlflow server`)"
+        raise _store_error(uri, f"GET {url} answered HTTP {e.code} {e.reason}", cause) from None
     except (urllib.error.URLError, OSError) as e:
         reason = getattr(e, "reason", e)
+        if what == "the server":
+            cause = (
+                "start the server (`mlflow server --host <host> --port <port>`) or correct the URI"
+            )
+        else:
+            cause = (
+                "the server is up (/health answers) but its API does not answer: its backend store "
+                "(the database behind `mlflow server --backend-store-uri`) likely hangs; check the "
+                "server's log and its database"
+            )
         raise _store_error(
-            uri,
-            f"no answer from {url} within {timeout:.0f} s ({reason})",
-            "start the server (`mlflow server --host <host> --port <port>`) or correct the URI",
+            uri, f"no answer from {url} within {timeout:.0f} s ({reason})", cause
         ) from None
+
+
+def _auth_headers() -> dict[str, str]:
+    """The credentials MLflow's client sends (basic auth or a bearer token), if set."""
+    import base64
+
+    token = os.environ.get("MLFLOW_TRACKING_TOKEN")
+    if token:
+        return {"Authorization": f"Bearer {token}"}
+    user, password = (os.environ.get(f"MLFLOW_TRACKING_{k}") for k in ("USERNAME", "PASSWORD"))
+    if user and password:
+        return {
+            "Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+        }
+    return {}
 
 
 def _check_folder(uri: str, path: Path) -> None:
