@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -61,4 +62,7 @@ def main(argv: list[str] | None = None) -> Path:
 
 
 if __name__ == "__main__":
-    main()
+    from simlearn.tasks import one_message
+
+    with one_message(f"embed@{sys.argv[1] if len(sys.argv) > 1 else '?'}"):
+        main()

@@ -16,9 +16,8 @@ import argparse
 import json
 import math
 import shutil
+import sys
 from pathlib import Path
-
-import numpy as np
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -48,8 +47,9 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
 
     name = args.experiment
     cfg = tasks.experiment_config(load_params(args.params), name)
-    with np.load(args.embeddings, allow_pickle=False) as z:
-        arrays = {k: z[k] for k in z.files}
+    from simlearn.data.readers import read_npz
+
+    arrays = read_npz(args.embeddings, remedy=f"`dvc repro embed@{name}` writes it again.")
     data = tasks.load(cfg, args.data_dir, check=False)  # train@ checked it
     figs = args.out_dir / "figures"
     shutil.rmtree(figs, ignore_errors=True)  # a persist output (dvc.yaml): only this run's
@@ -69,4 +69,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
 
 
 if __name__ == "__main__":
-    main()
+    from simlearn.tasks import one_message
+
+    with one_message(f"evaluate@{sys.argv[1] if len(sys.argv) > 1 else '?'}"):
+        main()

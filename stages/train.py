@@ -162,4 +162,7 @@ def _resume_run_id(ckpt_dir: Path, section: dict) -> str | None:
 
 
 if __name__ == "__main__":
-    main()
+    from simlearn.tasks import one_message
+
+    with one_message(f"train@{sys.argv[1] if len(sys.argv) > 1 else '?'}"):
+        main()

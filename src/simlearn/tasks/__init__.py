@@ -68,9 +68,11 @@ through a task module's functions directly:
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import pkgutil
-from collections.abc import Callable, Mapping
+import sys
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -274,3 +276,18 @@ def fit_embedder_task(task: Any, cfg: Any, options: TrainOptions) -> Trained:
         desc=options.desc or cfg.task,
     )
     return Trained(task.embedder, task.spec, result.history, result.device, result.samples_per_s)
+
+
+@contextlib.contextmanager
+def one_message(stage: str) -> Iterator[None]:
+    """Run a stage's body; what the user can fix (a bad param, a damaged or misplaced data file,
+    a checkpoint that cannot be written, a second trainer) ends it with one message on stderr
+    and exit status 1, never a traceback. Anything else is a bug and keeps its traceback."""
+    from simlearn.data.errors import DataError
+    from simlearn.engine import CheckpointError, TrainerBusyError
+
+    try:
+        yield
+    except (ConfigError, DataError, CheckpointError, TrainerBusyError) as e:
+        print(f"{stage} failed:\n{e}", file=sys.stderr)
+        raise SystemExit(1) from None
