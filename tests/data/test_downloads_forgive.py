@@ -13,6 +13,7 @@ import gzip
 import hashlib
 import http.server
 import io
+import os
 import pickle
 import struct
 import threading
@@ -511,6 +512,20 @@ def test_7z_extraction_gives_the_same_bytes_as_were_packed(tmp_path: Path) -> No
         assert (tmp_path / "out" / name).read_bytes() == data
 
 
+def _processes_in(folder: Path) -> list[int]:
+    """PIDs of the processes whose working folder is ``folder`` (Linux /proc), this one aside."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if not proc.name.isdigit() or int(proc.name) == os.getpid():
+                continue
+            if (proc / "cwd").resolve() == folder.resolve():
+                found.append(int(proc.name))
+        except OSError:
+            continue
+    return found
+
+
 @pytest.mark.slow  # two stage processes
 def test_a_killed_download_leaves_nothing_behind_after_the_next_run(project: Path) -> None:
     import os
@@ -530,5 +545,7 @@ def test_a_killed_download_leaves_nothing_behind_after_the_next_run(project: Pat
     time.sleep(0.5)
     child.send_signal(signal.SIGKILL)
     child.wait()
+    time.sleep(1.0)  # the kernel's SIGKILL of the orphaned pool workers is immediate
+    assert _processes_in(project) == [], "pool workers outlived the killed download"
     subprocess.run(cmd, cwd=project, env=env, check=True, capture_output=True)
     assert sorted(p.name for p in (project / "data").iterdir()) == ["keep.txt", "sk"]
