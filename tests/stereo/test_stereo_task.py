@@ -146,10 +146,14 @@ def test_sgbm_baseline_end_to_end(tmp_path):
     model = tasks.train(cfg, data, checkpoint_dir=tmp_path / "ck").model
     arrays = T.embed(cfg, model, data, "cpu")
     m = T.evaluate(cfg, arrays, data, tmp_path / "f", "s").metrics
-    assert m["accuracy_3px"] == m["wta_accuracy_3px"]  # one map: SGBM aggregates itself
+    assert m["density"] == m["wta_density"] == 1.0  # holes filled, as every method's
     x = torch.from_numpy(T.example_input(data)).repeat(2, 1, 1, 1)
     assert model(x).shape == (2, 1, 16, 72)
-    assert 0 < m["density"] <= 1
+    # without post-processing: OpenCV's map as it is, holes and all (the left band at least)
+    raw = _cfg(model={"method": "sgbm"}, eval={"train_pairs": 0},
+               post={"sgm": False, "lr_check": False, "subpixel": False, "median": 1})  # fmt: skip
+    m = T.evaluate(raw, T.embed(raw, model, data, "cpu"), data, tmp_path / "g", "s").metrics
+    assert m["accuracy_3px"] == m["wta_accuracy_3px"] and 0 < m["density"] < 1
 
 
 def test_training_smoke_lowers_the_loss_on_fixed_triplets(tmp_path):
@@ -234,13 +238,21 @@ def test_ablation_table_and_report_section_read_the_learned_experiments():
     assert np.isnan(table.loc[1, "train"])
     text = T.report_section(experiments)
     assert "| g | motorcycle | grey | off | 2000 | 90.00% | 80.00% | 84.99% | 82.32% |" in text
-    assert T.report_section({"ncc": experiments["ncc"]}) is None
+    only_ncc = T.report_section({"ncc": experiments["ncc"]})  # the columns, no ablation
+    assert "`wta_*`" in only_ncc and "Stereo ablation" not in only_ncc
+    assert T.report_section({}) is None
 
 
 def test_describe_labels_learned_and_baselines():
     assert T.describe(_cfg())["baseline"] is False
     d = T.describe(_cfg(model={"method": "sgbm"}))
-    assert d["baseline"] is True and "post" in d["unused"] and d["model"] == "OpenCV SGBM"
+    assert d["baseline"] is True and d["model"] == "OpenCV SGBM"
+    # SGBM's holes are filled and its map filtered as every method's; it aggregates its own costs
+    assert {"post.sgm", "post.p1", "post.subpixel", "model.features"} <= set(d["unused"])
+    assert not {"post", "post.fill", "post.median", "model.block_size"} & set(d["unused"])
+    learned = T.describe(_cfg())["unused"]
+    assert "model.block_size" in learned and "model.features" not in learned
+    assert "model.layers" not in T.describe(_cfg(model={"method": "ncc"}))["unused"]  # patch
 
 
 def test_figure_counts_the_metrics_valid_pixels_inside_the_mask():

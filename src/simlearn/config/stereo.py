@@ -13,6 +13,7 @@ from simlearn.config.train import TrainConfig
 
 __all__ = [
     "METHODS",
+    "SGBM_MODES",
     "Config",
     "PatchSamplerConfig",
     "PostConfig",
@@ -24,21 +25,35 @@ __all__ = [
 
 #: model.method values (simlearn.stereo.matcher.METHODS, kept here so params load without torch)
 METHODS = ("learned", "ncc", "sgbm")
+#: model.sgbm_mode values (the keys of simlearn.stereo.sgbm.MODES, kept here for the same reason)
+SGBM_MODES = ("sgbm", "3way", "hh", "hh4")
 
 
 @dataclass(frozen=True)
 class StereoModelConfig:
     method: str = "learned"  # learned (MC-CNN fast) | ncc (raw 9x9 NCC) | sgbm (OpenCV)
-    colour: bool = False  # learned, ncc: colour patches instead of grey
+    colour: bool = False  # colour patches (sgbm: the colour pair) instead of grey
     batch_norm: bool = False  # learned: BatchNorm after every convolution but the last
     features: int = 64  # learned: maps per layer (64 in the paper)
     layers: int = 4  # learned: 3x3 convolutions; 4 gives the paper's 9x9 receptive field
-    inference_dtype: str = "bfloat16"  # learned: network precision at inference (bf16: 2x on CPU)
+    # learned: network precision at inference. bfloat16 pays only where the hardware has bf16
+    # instructions (GPUs; CPUs with AVX-512 BF16 or AMX); on an AVX2 CPU torch emulates it and
+    # the network runs several times slower than in float32 (`python benchmarks/bench_stereo.py
+    # --dtype bfloat16`, then `--dtype float32`: embed_both_s)
+    inference_dtype: str = "float32"
     block_size: int = 5  # sgbm: matching block
     sgbm_p1: int = 8  # sgbm: P1 = sgbm_p1 * channels * block_size**2 (OpenCV's advice)
     sgbm_p2: int = 32  # sgbm: P2 likewise
     uniqueness: int = 10  # sgbm: uniqueness ratio (%); 0 = off
     disp12_max_diff: int = 1  # sgbm: left-right check tolerance; -1 = off
+    # sgbm: OpenCV's mode: sgbm (5 paths, OpenCV's default) | 3way (the same, 3-way parallel) |
+    # hh (the full 8 paths of Hirschmueller 2008) | hh4 (4 paths)
+    sgbm_mode: str = "sgbm"
+    # sgbm: pad the pair on the left with numDisparities replicated columns, so that OpenCV
+    # computes the left band it leaves empty otherwise (false: OpenCV's behaviour)
+    sgbm_pad: bool = False
+    speckle_window: int = 100  # sgbm: largest speckle (px) the speckle filter removes; 0 = off
+    speckle_range: int = 2  # sgbm: disparity variation (px) within a connected speckle
 
     def __post_init__(self) -> None:
         one_of("method", self.method, METHODS)
@@ -51,6 +66,13 @@ class StereoModelConfig:
         if self.sgbm_p2 < self.sgbm_p1:
             raise ConfigError(f"sgbm_p2={self.sgbm_p2!r}: must be >= sgbm_p1 ({self.sgbm_p1})")
         at_least("uniqueness", self.uniqueness, 0)
+        if self.disp12_max_diff < -1:
+            raise ConfigError(
+                f"disp12_max_diff={self.disp12_max_diff!r}: must be >= 0, or -1 (off)"
+            )
+        one_of("sgbm_mode", self.sgbm_mode, SGBM_MODES, what="mode")
+        at_least("speckle_window", self.speckle_window, 0)
+        at_least("speckle_range", self.speckle_range, 1)
 
 
 @dataclass(frozen=True)

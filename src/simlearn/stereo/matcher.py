@@ -147,7 +147,9 @@ class StereoMatcher(nn.Module):
             to_u8 = lambda t: (t.permute(1, 2, 0) * 255).round().byte().cpu().numpy()  # noqa: E731
             maps = [
                 torch.from_numpy(
-                    sgbm_disparity(to_u8(lv), to_u8(rv), self.num_disp - 1, **self.sgbm)
+                    sgbm_disparity(
+                        to_u8(lv), to_u8(rv), self.num_disp - 1, colour=self.colour, **self.sgbm
+                    )
                 )
                 for lv, rv in zip(left, right, strict=True)
             ]
@@ -161,6 +163,36 @@ class StereoMatcher(nn.Module):
         )
 
 
+def fill(
+    disparity: torch.Tensor, labels: torch.Tensor, num_disp: int, post: PostProcessing
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The holes of ``labels`` (anything not OK) filled as ``post`` says, the one hole filling
+    of every method: with ``post.fill``, left-border pixels whose match left the right image take
+    the disparity beside the band (``post.border``, :func:`~simlearn.stereo.refine.out_of_view`,
+    labelled OUT_OF_VIEW) and the others :func:`~simlearn.stereo.refine.fill_holes`; without
+    it, the holes become NaN.
+
+    Args:
+        disparity: (H, W) float; labels: (H, W) int64 from the left-right check (or
+            :func:`simlearn.stereo.sgbm.hole_labels`); num_disp: the disparities searched.
+
+    Returns:
+        (the filled map (H, W) float32, the labels with OUT_OF_VIEW set).
+    """
+    out = disparity.float()
+    if not post.fill:
+        return out.masked_fill(labels != 0, float("nan")), labels
+    beyond = torch.zeros_like(labels, dtype=torch.bool)
+    if post.border:
+        beyond, values = out_of_view(out, labels, num_disp)
+        labels = labels.clone()
+        labels[beyond] = OUT_OF_VIEW
+    out = fill_holes(out, labels)
+    if post.border:
+        out[beyond] = values[beyond]
+    return out, labels
+
+
 @torch.no_grad()
 def predict(
     matcher: StereoMatcher,
@@ -172,18 +204,32 @@ def predict(
 ) -> dict[str, np.ndarray]:
     """Disparity maps of the left view, float32 (H, W):
 
-    - ``wta``: winner-takes-all on the raw costs (for sgbm: OpenCV's output);
-    - ``post``: after the post-processing ``post`` (for sgbm: the same map; NaN = hole);
+    - ``wta``: winner-takes-all on the raw costs (for sgbm, which has no raw costs: OpenCV's
+      map, its holes filled as ``post`` fills every method's (:func:`fill`));
+    - ``post``: after the post-processing ``post`` (NaN = hole); for sgbm, the filled map
+      through ``post.median``; ``post.sgm`` and ``post.subpixel`` have no counterpart there
+      (OpenCV aggregates its own costs and returns 1/16 px disparities);
     - ``lr_labels``: int8 left-right labels (0 ok, 1 occlusion, 2 mismatch, 3 out of view; all
-      0 when off).
+      0 when off); for sgbm, its holes (:func:`simlearn.stereo.sgbm.hole_labels`).
     """
-    h, w = left.shape[:2]
-    if matcher.method == "sgbm":
-        from simlearn.stereo.sgbm import sgbm_disparity
-
-        d = sgbm_disparity(left, right, max_disp, **matcher.sgbm)
-        return {"wta": d, "post": d.copy(), "lr_labels": np.zeros((h, w), np.int8)}
     n = num_disparities(max_disp)
+    if matcher.method == "sgbm":
+        from simlearn.stereo.sgbm import hole_labels, sgbm_disparity, sgbm_right_disparity
+
+        options = {"colour": matcher.colour, **matcher.sgbm}
+        out = torch.from_numpy(sgbm_disparity(left, right, max_disp, **options)).to(device)
+        labels = torch.zeros(out.shape, dtype=torch.int64, device=out.device)
+        if post.lr_check:  # a second SGBM run: the right view's map, for the labels
+            right_map = torch.from_numpy(sgbm_right_disparity(left, right, max_disp, **options))
+            out, labels = fill(out, hole_labels(out, right_map.to(device)), n, post)
+        filled = out
+        if post.median > 1:
+            out = median_filter(out, post.median)
+        return {
+            "wta": filled.cpu().numpy().astype(np.float32),
+            "post": out.cpu().numpy().astype(np.float32),
+            "lr_labels": labels.to(torch.int8).cpu().numpy(),
+        }
     cost = matcher.costs(image_tensor(left, device), image_tensor(right, device), n)  # (D, H, W)
     wta = winner_takes_all(cost)
     agg = sgm(cost, post.p1, post.p2, post.paths) if post.sgm else cost
@@ -191,16 +237,7 @@ def predict(
     labels = torch.zeros_like(disp)
     out = disp.float()
     if post.lr_check:
-        labels = left_right_check(disp, right_disparity(agg))
-        if post.fill:
-            beyond = torch.zeros_like(labels, dtype=torch.bool)
-            if post.border:
-                beyond, values = out_of_view(out, labels, n)
-                labels[beyond] = OUT_OF_VIEW
-            out = fill_holes(out, labels)
-            out[beyond] = values[beyond]
-        else:
-            out = out.masked_fill(labels != 0, float("nan"))
+        out, labels = fill(out, left_right_check(disp, right_disparity(agg)), n, post)
     if post.subpixel:
         out = subpixel(agg, out)
     if post.median > 1:

@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from simlearn.config import to_dict
+from simlearn.config.stereo import StereoModelConfig
 from simlearn.data.stereo_dataset import StereoDataset
 from simlearn.losses import TripletMarginLoss
 from simlearn.models.patchnet import PatchNet
@@ -56,6 +57,7 @@ def model_spec(cfg: Config, data: StereoDataset) -> dict[str, Any]:
 def build_matcher(spec: Mapping[str, Any]) -> StereoMatcher:
     """The exported model from its spec (see :class:`~simlearn.stereo.matcher.StereoMatcher`);
     ``learned``: a freshly initialised network inside."""
+    spec = {**to_dict(StereoModelConfig()), **spec}  # a model.pt saved before a key existed
     net = None
     if spec["method"] == "learned":
         net = PatchNet(
@@ -71,6 +73,10 @@ def build_matcher(spec: Mapping[str, Any]) -> StereoMatcher:
         "p2_scale": spec["sgbm_p2"],
         "uniqueness": spec["uniqueness"],
         "disp12_max_diff": spec["disp12_max_diff"],
+        "speckle_window": spec["speckle_window"],
+        "speckle_range": spec["speckle_range"],
+        "mode": spec["sgbm_mode"],
+        "pad": spec["sgbm_pad"],
     }
     return StereoMatcher(
         spec["method"],
