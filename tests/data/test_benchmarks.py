@@ -7,12 +7,9 @@ the official class ids", so classes 1-4 train and 5-8 test here, as 1-100 / 101-
 
 from __future__ import annotations
 
-import functools
 import hashlib
-import http.server
 import json
 import tarfile
-import threading
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +19,7 @@ import pandas as pd
 import pytest
 from PIL import Image, ImageDraw
 from scipy.io import savemat
+from tests.data.mirror import serve
 
 from simlearn.data import sources
 from simlearn.data.benchmarks import (
@@ -280,30 +278,12 @@ def test_sop_layout_errors_name_file_and_line(tmp_path):
 # ----------------------------------------------------------------------------- download + validate
 
 
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - base signature
-        pass
-
-
 @pytest.fixture(scope="module")
 def mirror(tmp_path_factory) -> Iterator[tuple[Path, str]]:
     """A loopback HTTP server over a folder: (folder, base URL)."""
     folder = tmp_path_factory.mktemp("mirror")
-    handler = functools.partial(_QuietHandler, directory=str(folder))
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05})
-    thread.daemon = True
-    thread.start()
-    try:
-        with pytest.MonkeyPatch.context() as mp:  # urllib honours *_proxy; loopback must not
-            for scheme in ("http", "https", "all"):
-                mp.delenv(f"{scheme}_proxy", raising=False)
-                mp.delenv(f"{scheme.upper()}_PROXY", raising=False)
-            yield folder, f"http://127.0.0.1:{httpd.server_address[1]}/"
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join()
+    with serve(folder) as url:
+        yield folder, url
 
 
 def _publish(mirror: tuple[Path, str], source: str, tmp: Path) -> tuple[str, dict[str, str]]:

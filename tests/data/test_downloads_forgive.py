@@ -8,15 +8,12 @@ HTTP server (or placed under ``downloads/`` by hand, as a user without network w
 
 from __future__ import annotations
 
-import functools
 import gzip
 import hashlib
-import http.server
 import io
 import os
 import pickle
 import struct
-import threading
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,13 +24,9 @@ import yaml
 from PIL import Image
 from stages import download as download_stage
 from stages import validate as validate_stage
+from tests.data.mirror import serve
 
 from simlearn.data.readers import write_kitti_disparity, write_pfm
-
-
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - base signature
-        pass
 
 
 @pytest.fixture
@@ -41,21 +34,8 @@ def mirror(tmp_path: Path) -> Iterator[tuple[Path, str]]:
     """A loopback HTTP server over a folder: (folder, base URL)."""
     folder = tmp_path / "mirror"
     folder.mkdir()
-    handler = functools.partial(_QuietHandler, directory=str(folder))
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05})
-    thread.daemon = True
-    thread.start()
-    try:
-        with pytest.MonkeyPatch.context() as mp:  # urllib honours *_proxy; loopback must not
-            for scheme in ("http", "https", "all"):
-                mp.delenv(f"{scheme}_proxy", raising=False)
-                mp.delenv(f"{scheme.upper()}_PROXY", raising=False)
-            yield folder, f"http://127.0.0.1:{httpd.server_address[1]}/"
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join()
+    with serve(folder) as url:
+        yield folder, url
 
 
 @pytest.fixture
