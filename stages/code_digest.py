@@ -68,4 +68,7 @@ def main(argv: list[str] | None = None) -> dict[str, str]:
 
 
 if __name__ == "__main__":
+    from simlearn.warm import run_warm
+
+    run_warm(__file__)  # runs in a warm process (libraries imported) when one is up
     main()

@@ -62,4 +62,7 @@ def check_raw_tree(layout: str, root: Path) -> None:
 
 
 if __name__ == "__main__":
+    from simlearn.warm import run_warm
+
+    run_warm(__file__)  # runs in a warm process (libraries imported) when one is up
     sys.exit(main())

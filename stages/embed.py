@@ -21,8 +21,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
@@ -36,6 +34,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> Path:
     args = parse_args(argv)
+    import numpy as np
+
     from simlearn import tasks
     from simlearn.config import load_params
     from simlearn.engine import pick_device
@@ -62,6 +62,9 @@ def main(argv: list[str] | None = None) -> Path:
 
 
 if __name__ == "__main__":
+    from simlearn.warm import run_warm
+
+    run_warm(__file__)  # runs in a warm process (libraries imported) when one is up
     from simlearn.tasks import one_message
 
     with one_message(f"embed@{sys.argv[1] if len(sys.argv) > 1 else '?'}"):

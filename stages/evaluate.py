@@ -69,6 +69,9 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
 
 
 if __name__ == "__main__":
+    from simlearn.warm import run_warm
+
+    run_warm(__file__)  # runs in a warm process (libraries imported) when one is up
     from simlearn.tasks import one_message
 
     with one_message(f"evaluate@{sys.argv[1] if len(sys.argv) > 1 else '?'}"):

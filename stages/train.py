@@ -20,9 +20,6 @@ import time
 from contextlib import nullcontext
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
-
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
@@ -81,6 +78,9 @@ def _train(args, cfg, data, info, ckpt_dir: Path, params: dict) -> dict[str, flo
 
 
 def _train_in_run(args, cfg, data, info, ckpt_dir, section, run_id) -> dict[str, float]:
+    import numpy as np
+    import pandas as pd
+
     from simlearn import tasks, tracking
 
     if info.is_main:
@@ -162,6 +162,9 @@ def _resume_run_id(ckpt_dir: Path, section: dict) -> str | None:
 
 
 if __name__ == "__main__":
+    from simlearn.warm import run_warm
+
+    run_warm(__file__)  # runs in a warm process (libraries imported) when one is up
     from simlearn.tasks import one_message
 
     with one_message(f"train@{sys.argv[1] if len(sys.argv) > 1 else '?'}"):
