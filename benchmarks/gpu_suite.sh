@@ -119,7 +119,7 @@ else
   RETRIEVAL_ARGS=(--device cuda --n 10000 --large-n 100000)
   AUGMENT_ARGS=(--device cuda --batch 512 --repeat 20)
   SIMCLR_ARGS=(--device cuda --batch 512 --steps 30 --warmup 5)
-  SIMCLR_EAGER=eager-fp32,eager-bf16,eager-bf16-cl,eager-bf16-cl-det
+  SIMCLR_EAGER=eager-fp32,eager-bf16,eager-bf16-cl,eager-bf16-cl-ahead,eager-bf16-cl-det
   SIMCLR_COMPILED_ARGS=(--device cuda --batch 512 --steps 30 --warmup 3)
 fi
 

@@ -44,6 +44,8 @@ from torch import nn
 from simlearn.config import TrainConfig
 
 CHECKPOINT = "checkpoint.pt"
+SYNC_EVERY_CUDA = 25  # steps between two reads of the loss on the host, on CUDA
+SYNC_EVERY_CPU = 1  # on a CPU reading it costs nothing
 LOCK = "train.lock"  # in the checkpoint folder; holds the PID of the training that owns it
 
 
@@ -388,6 +390,10 @@ def _fit(
     total_steps = cfg.epochs * steps_per_epoch
     scheduler = _scheduler(optimizer, cfg, total_steps)
     use_amp = cfg.amp and device.type == "cuda"
+    # on CUDA, reading the loss on the host every step stalls the queue of kernels: the losses
+    # are read (and checked finite) every SYNC_EVERY_CUDA steps instead; on a CPU it costs
+    # nothing, and each loss is checked before its step, as the epoch's numbers always were
+    every = SYNC_EVERY_CUDA if device.type == "cuda" else SYNC_EVERY_CPU
 
     ckpt_path = checkpoint_dir / CHECKPOINT
     history: list[dict[str, float]] = []
@@ -411,23 +417,34 @@ def _fit(
         t0 = time.perf_counter()
         loss_sum, n_samples, n_steps = 0.0, 0, 0
         bar = _bar(steps_per_epoch, f"{desc} {epoch + 1}/{cfg.epochs}", progress and info.is_main)
+        pending: list[tuple[torch.Tensor, int, int]] = []  # losses not yet read on the host
         for step, batch in enumerate(task.batches(epoch, info.rank, info.world_size)):
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
                 loss, n = task.loss(ddp_model, batch, device)
-            _check_finite(loss, epoch, step, info, _kept(ckpt_path, saved))
+            if every == 1:  # on the host anyway: stop before a non-finite loss is stepped on
+                _check_finite(loss, epoch, step, info, _kept(ckpt_path, saved))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.grad_clip:
                 nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             optimizer.step()
             scheduler.step()
-            loss_sum += float(loss.detach()) * n
+            pending.append((loss.detach(), n, step))
             n_samples += n
             n_steps += 1
+            if len(pending) >= every:
+                for x in _read_losses(pending, epoch, info, _kept(ckpt_path, saved)):
+                    loss_sum += x  # one step at a time, as when each loss was read at once
+                pending = []
+                if bar is not None:
+                    rate = n_samples * info.world_size / max(time.perf_counter() - t0, 1e-9)
+                    shown = f"{loss_sum / max(n_samples, 1):.4f}"
+                    bar.set_postfix(loss=shown, samples_s=f"{rate:.0f}")
             if bar is not None:
-                rate = n_samples * info.world_size / max(time.perf_counter() - t0, 1e-9)
-                bar.set_postfix(loss=f"{loss_sum / max(n_samples, 1):.4f}", samples_s=f"{rate:.0f}")
                 bar.update(1)
+        if pending:
+            for x in _read_losses(pending, epoch, info, _kept(ckpt_path, saved)):
+                loss_sum += x
         if bar is not None:
             bar.close()
         # the loss was finite, but the epoch's last updates may still have overflowed
@@ -542,6 +559,30 @@ def _check_finite_state(
             "update overflowed although the loss was finite. Training stopped and this epoch "
             f"was not saved; {kept}. Lower train.lr, set train.grad_clip, or check the inputs."
         )
+
+
+def _read_losses(
+    pending: list[tuple[torch.Tensor, int, int]], epoch: int, info: DistInfo, kept: str
+) -> list[float]:
+    """``float(loss) * n`` of each ``pending`` step, read in one host sync; a non-finite loss
+    among them stops training, naming the first such step. The caller adds them one at a time,
+    so the epoch's mean loss is the same number whether losses are read each step or in groups.
+    """
+    losses = torch.stack([t.float().reshape(()) for t, _, _ in pending])
+    finite = torch.isfinite(losses)
+    bad = (~finite).any().to(torch.float32).reshape(1)
+    if info.enabled:
+        dist.all_reduce(bad)  # every rank stops together, none waits forever in a collective
+    values = losses.double().cpu().tolist()  # the one host sync
+    if bad.item() > 0:
+        i = next((k for k, v in enumerate(values) if not math.isfinite(v)), None)
+        where = f"step {pending[i][2] + 1}" if i is not None else "a step on another rank"
+        raise NonFiniteLossError(
+            f"non-finite loss ({values[i] if i is not None else 'nan'}) at epoch {epoch + 1}, "
+            f"{where}; training stopped; {kept}. Lower train.lr, set train.grad_clip, or check "
+            "the inputs."
+        )
+    return [v * n for v, (_, n, _) in zip(values, pending, strict=True)]
 
 
 def _mean_across_ranks(total: float, n: int, info: DistInfo, device: torch.device) -> float:

@@ -378,3 +378,49 @@ def test_lock_of_a_killed_trainer_is_released(tmp_path):
         holder.wait()
     with checkpoint_lock(tmp_path) as lock:  # the kernel dropped the dead holder's lock
         assert lock.read_text() == f"{os.getpid()}\n"
+
+
+@pytest.mark.parametrize("every", [3, 8, 50])
+def test_losses_read_in_groups_give_the_same_history_as_read_every_step(
+    tmp_path, monkeypatch, every
+):
+    # on CUDA the engine reads the losses every SYNC_EVERY_CUDA steps (no host sync per step);
+    # grouped reads on the CPU must give the same epoch losses, bit for bit, and the same weights
+    import simlearn.engine as engine
+
+    sys.path.insert(0, str(HERE))
+    from toy import ToyTask
+
+    def run(k: int, folder: Path):
+        monkeypatch.setattr(engine, "SYNC_EVERY_CPU", k)
+        torch.manual_seed(0)
+        task = ToyTask()
+        cfg = TrainConfig(epochs=3, lr=0.05, device="cpu", num_threads=1)
+        res = fit(task, cfg, seed=0, checkpoint_dir=folder, progress=False)
+        return [r["loss"] for r in res.history], [
+            p.detach().clone() for p in task.model.parameters()
+        ]
+
+    (l1, p1), (lk, pk) = run(1, tmp_path / "a"), run(every, tmp_path / "b")
+    assert l1 == lk
+    assert all(torch.equal(a, b) for a, b in zip(p1, pk, strict=True))
+
+
+def test_a_non_finite_loss_read_in_a_group_still_stops_naming_its_step(tmp_path, monkeypatch):
+    import simlearn.engine as engine
+
+    sys.path.insert(0, str(HERE))
+    from toy import ToyTask
+
+    monkeypatch.setattr(engine, "SYNC_EVERY_CPU", 5)  # 8 steps an epoch: read after 5, then 3
+    with pytest.raises(NonFiniteLossError, match=r"at epoch 2, step 1;") as info:
+        fit(
+            ToyTask(nan_at_epoch=2),
+            TrainConfig(epochs=3, lr=0.05, device="cpu"),
+            seed=0,
+            checkpoint_dir=tmp_path,
+            progress=False,
+        )
+    assert "the last good checkpoint, after epoch 1, is kept" in str(info.value)
+    state = load_checkpoint(tmp_path / CHECKPOINT)
+    assert state["epoch"] == 0 and all(torch.isfinite(v).all() for v in state["model"].values())

@@ -110,3 +110,36 @@ def test_weighted_knn_is_not_reported_for_disjoint_test_classes():
     assert weighted_knn(arrays, emb) is None
     arrays["split"] = np.tile(np.array(["train"] * 7 + ["test"] * 3), 6)
     assert 0.0 <= weighted_knn(arrays, emb) <= 1.0
+
+
+def test_batches_are_the_samplers_and_each_knows_the_one_after(digits):
+    # the look-ahead that lets CUDA make the next views early changes no batch and no view
+    task = SimCLRTask(cfg_for(sampler={"name": "random", "batch_size": 64, "steps_per_epoch": 5}),
+                      digits)  # fmt: skip
+    expected = [(task.train_idx[r], s) for r, s in task.sampler.epoch(1, 0, 1)]
+    seen, following = [], []
+    for rows, seed in task.batches(1):
+        seen.append((rows, seed))
+        following.append(task._following)
+    assert len(seen) == len(expected) == 5
+    for (r, s), (er, es) in zip(seen, expected, strict=True):
+        assert np.array_equal(r, er) and s == es
+    assert following[-1] is None
+    for (r, s), nxt in zip(seen[1:], following[:-1], strict=True):
+        assert np.array_equal(nxt[0], r) and nxt[1] == s
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_views_made_ahead_on_a_side_stream_equal_views_made_in_the_step(digits):
+    device = torch.device("cuda")
+    task = SimCLRTask(cfg_for(sampler={"name": "random", "batch_size": 64, "steps_per_epoch": 4}),
+                      digits)  # fmt: skip
+    task.model.to(device)
+    got = []
+    for batch in task.batches(0):
+        got.append([v.clone() for v in task._views_ahead_get(batch, device)])
+    torch.cuda.synchronize()
+    for batch, (a, b) in zip(task.batches(0), got, strict=True):
+        x, y = task.views(batch[0], batch[1], device)
+        assert torch.equal(a, x) and torch.equal(b, y)
