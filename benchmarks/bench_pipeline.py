@@ -1,19 +1,18 @@
-"""The edit-rerun loop: edit one experiment's params, rerun ``dvc repro``, and see where the time
-goes, stage by stage, split into start-up (interpreter and imports) and work.
+"""The edit-rerun loop of the full default project: edit one experiment's params, ``dvc repro``,
+and see where the time goes: DVC's own share, each stage cold and warm, and the one-process floor.
 
-Run: ``python benchmarks/bench_pipeline.py [--experiment batch_hard] [--repeats 2]``.
+Run: ``python benchmarks/bench_pipeline.py [--project .] [--experiment batch_hard] [--repeats 3]``.
 
-In a temporary git repo holding this project's code and a params.yaml reduced to the
-experiment's dataset and that one experiment (plus ``raw`` and ``triplet`` when the
-distances stage needs them), it runs ``dvc repro`` once to build everything, then ``--repeats``
-times: edit ``train.lr`` of the experiment, ``dvc repro``, timed as a whole. Then each stage the
-edit reran is run again by hand with ``python -X importtime``: its wall time, the time to start
-the interpreter and import what the stage imports (start-up), and the rest (work). What ``dvc
-repro`` takes beyond the stages is DVC's own overhead (hashing, lock, its own start-up).
-
-Last, the floor that separate processes cannot beat: the same stages' ``main`` run one after the
-other in ONE interpreter (``--no-one-process`` skips it), so every library is imported once. The
-gap between that total and the stages run by hand is what the separate processes cost.
+It copies ``--project`` (every experiment of its params.yaml, with its data, models, DVC cache
+and MLflow store; not its .venv) to a temporary folder, runs ``dvc repro`` there once if anything
+is stale (printed apart), then ``--repeats`` times: change ``train.lr`` of the experiment (a new
+value each time, so DVC's run cache cannot skip the training), ``dvc repro``, timed as a whole:
+the loop a user lives in. Then each command those reruns executed (DVC prints them) is run again
+by hand, warm (handed to the warm server, :mod:`simlearn.warm`, as ``dvc repro`` does) and cold
+(``SIMLEARN_WARM=0``: a new interpreter importing everything); what ``dvc repro`` takes beyond
+the warm commands is DVC's own share (its start-up, hashing, dvc.lock). Last, the floor that
+separate processes cannot beat: the same commands run one after another in ONE interpreter
+(``--no-one-process`` skips it).
 """
 
 from __future__ import annotations
@@ -21,6 +20,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -32,113 +32,93 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
+SKIP = (".venv", "venv", ".git/lfs", "__pycache__", ".pytest_cache", ".ruff_cache", "tmp")
 
 
-def sh(cmd: list[str], cwd: Path, env: dict) -> tuple[float, str]:
+def sh(cmd: list[str] | str, cwd: Path, env: dict) -> tuple[float, str]:
     t0 = time.perf_counter()
-    res = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+    res = subprocess.run(
+        cmd, cwd=cwd, env=env, capture_output=True, text=True, shell=isinstance(cmd, str)
+    )
     wall = time.perf_counter() - t0
     if res.returncode:
-        raise SystemExit(f"{' '.join(cmd)} failed:\n{res.stdout[-2000:]}\n{res.stderr[-2000:]}")
+        raise SystemExit(f"{cmd} failed:\n{res.stdout[-2000:]}\n{res.stderr[-2000:]}")
     return wall, res.stdout + res.stderr
 
 
-def import_seconds(stderr: str) -> float:
-    """Total of the top-level cumulative times that ``python -X importtime`` printed."""
-    total = 0
-    for line in stderr.splitlines():
-        m = re.match(r"import time:\s+(\d+) \|\s+(\d+) \|( *)(\S+)", line)
-        if m and len(m.group(3)) == 1:  # depth 0: one space after the bar
-            total += int(m.group(2))
-    return total / 1e6
+def executed(out: str) -> list[tuple[str, str]]:
+    """(stage, command) of every command ``dvc repro`` ran, from its ``> command`` lines."""
+    stage, found = "", []
+    for line in out.splitlines():
+        m = re.match(r"Running stage '([^']+)'", line)
+        if m:
+            stage = m.group(1)
+        elif line.startswith("> ") and stage:
+            found.append((stage, line[2:].strip()))
+    return found
 
 
 def main() -> None:
+    sys.stdout.reconfigure(line_buffering=True)  # progress shows while it runs
     ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--project", type=Path, default=ROOT, help="a project after its dvc repro")
     ap.add_argument("--experiment", default="batch_hard")
-    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument(
         "--no-one-process",
         dest="one_process",
         action="store_false",
-        help="skip the run of every stage in one interpreter",
+        help="skip the run of every command in one interpreter",
     )
     args = ap.parse_args()
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    exp = params["experiments"][args.experiment]
-    keep = {args.experiment, "raw", "triplet"}
-    experiments = {k: v for k, v in params["experiments"].items() if k in keep}
-    datasets = {k: v for k, v in params["datasets"].items() if k == exp["dataset"]}
-    if any(v["dataset"] not in datasets for v in experiments.values()):
-        raise SystemExit("raw and triplet must use the experiment's dataset for this benchmark")
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
     env.pop("MLFLOW_TRACKING_URI", None)
+    env.pop("SIMLEARN_WARM", None)
+    cold_env = {**env, "SIMLEARN_WARM": "0"}
     with tempfile.TemporaryDirectory() as tmp:
         repo = Path(tmp) / "repo"
-        repo.mkdir()
-        for item in ("dvc.yaml", "stages", "src", ".dvc", ".dvcignore", ".gitignore"):
-            src = ROOT / item
-            if src.is_dir():
-                shutil.copytree(
-                    src, repo / item, ignore=shutil.ignore_patterns("__pycache__", "tmp")
-                )
-            else:
-                shutil.copy(src, repo / item)
-        params_out = {**params, "datasets": datasets, "experiments": experiments}
-        (repo / "params.yaml").write_text(yaml.safe_dump(params_out, sort_keys=False))
-        for cmd in (["git", "init", "-q"], ["git", "add", "-A"]):
-            sh(cmd, repo, env)
-        sh(["git", "-c", "user.name=b", "-c", "user.email=b@b", "commit", "-qm", "b"], repo, env)
-        wall, _ = sh([str(BIN / "dvc"), "repro"], repo, env)
-        print(f"first dvc repro (download, validate, {len(experiments)} experiments): {wall:.1f} s")
+        t0 = time.perf_counter()
+        shutil.copytree(args.project, repo, symlinks=True, ignore=shutil.ignore_patterns(*SKIP))
+        params = yaml.safe_load((repo / "params.yaml").read_text())
+        n_exp = len(params["experiments"])
+        print(f"copied {args.project} ({n_exp} experiments) in {time.perf_counter() - t0:.1f} s")
+        wall, out = sh([str(BIN / "dvc"), "repro"], repo, env)
+        ran = [s for s, _ in executed(out)]
+        print(f"first dvc repro: {wall:.1f} s, {len(set(ran))} stages run (stale in the copy)")
 
-        loops = []
+        loops, commands = [], []
         for i in range(args.repeats):
             p = yaml.safe_load((repo / "params.yaml").read_text())
             train = p["experiments"][args.experiment].setdefault("train", {})
-            train["lr"] = float(train.get("lr", 3e-3)) * (1.1 if i % 2 == 0 else 1 / 1.1)
+            train["lr"] = float(train.get("lr", 3e-3)) * (1.01 + 0.01 * i)  # new each time
             (repo / "params.yaml").write_text(yaml.safe_dump(p, sort_keys=False))
             wall, out = sh([str(BIN / "dvc"), "repro"], repo, env)
-            ran = re.findall(r"Running stage '([^']+)'", out)
+            commands = executed(out)
             loops.append(wall)
-            print(f"edit {i + 1}: dvc repro {wall:.1f} s, reran {', '.join(ran)}")
+            stages = list(dict.fromkeys(s for s, _ in commands))
+            print(f"edit {i + 1}: dvc repro {wall:.1f} s, reran {', '.join(stages)}")
 
-        dvcfile = yaml.safe_load((repo / "dvc.yaml").read_text())["stages"]
-        cmds = {
-            "check_params": dvcfile["check_params"]["cmd"],
-            "train": dvcfile["train"]["do"]["cmd"],
-            "embed": dvcfile["embed"]["do"]["cmd"],
-            "evaluate": dvcfile["evaluate"]["do"]["cmd"],
-            "report": dvcfile["report"]["cmd"],
-        }
-        python_s = min(sh([sys.executable, "-c", "pass"], repo, env)[0] for _ in range(3))
-        print(f"\npython start alone: {python_s:.2f} s")
-        print(f"{'stage':<14}{'wall s':>8}{'start-up s':>12}{'work s':>8}")
-        total = 0.0
-        argvs = {}
-        for name, cmd in cmds.items():
-            cmd = cmd.replace("${key}", args.experiment).replace("${item.dataset}", exp["dataset"])
-            argv = argvs[name] = cmd.split()
-            t0 = time.perf_counter()
-            res = subprocess.run(
-                [sys.executable, "-X", "importtime", *argv[1:]],
-                cwd=repo,
-                env=env,
-                capture_output=True,
-                text=True,
-            )
-            wall = time.perf_counter() - t0
-            if res.returncode:
-                raise SystemExit(f"{cmd} failed:\n{res.stderr[-3000:]}")
-            startup = python_s + import_seconds(res.stderr)
-            total += wall
-            print(f"{name:<14}{wall:>8.2f}{startup:>12.2f}{wall - startup:>8.2f}")
+        print(f"\nthe {len(commands)} commands of the last rerun, by hand:")
+        print(f"{'stage':<22}{'command':<44}{'cold s':>8}{'warm s':>8}")
+        cold_total = warm_total = 0.0
+        for stage, cmd in commands:
+            as_dvc = {"DVC_STAGE": stage}  # DVC sets it for a stage's commands (cmd_guard reads it)
+            cold = sh(cmd, repo, {**cold_env, **as_dvc})[0]
+            hot = sh(cmd, repo, {**env, **as_dvc})[0]
+            cold_total += cold
+            warm_total += hot
+            short = cmd if len(cmd) <= 42 else cmd[:39] + "..."
+            print(f"{stage:<22}{short:<44}{cold:>8.2f}{hot:>8.2f}")
+        print(f"{'total':<66}{cold_total:>8.2f}{warm_total:>8.2f}")
         mean = sum(loops) / len(loops)
-        print(f"{'stages':<14}{total:>8.2f}")
-        print(f"\nedit-rerun loop: dvc repro {mean:.1f} s (mean of {len(loops)} edits)")
-        print(f"the same stages by hand: {total:.1f} s; DVC's own share: {mean - total:.1f} s")
+        print(f"\nedit-rerun loop: dvc repro {mean:.1f} s (mean of {len(loops)} edits: "
+              f"{', '.join(f'{x:.1f}' for x in loops)})")  # fmt: skip
+        print(
+            f"its commands by hand: {warm_total:.1f} s warm, {cold_total:.1f} s cold; "
+            f"DVC's own share: {mean - warm_total:.1f} s"
+        )
         if args.one_process:
-            one_process(repo, env, argvs, total)
+            one_process(repo, cold_env, commands, warm_total)
 
 
 ONE_PROCESS = r"""
@@ -156,9 +136,14 @@ for name, argv in STAGES:
 """
 
 
-def one_process(repo: Path, env: dict, argvs: dict[str, list[str]], by_hand: float) -> None:
-    """Run every stage's script, in order, in one interpreter; print each one's wall time."""
-    stages = [(name, argv[1:]) for name, argv in argvs.items()]
+def one_process(repo: Path, env: dict, commands: list[tuple[str, str]], warm: float) -> None:
+    """Run every command's script, in order, in one interpreter; print each one's wall time."""
+    stages = []
+    for stage, cmd in commands:
+        argv = shlex.split(cmd)
+        if argv[0] != "python":
+            continue
+        stages.append((stage, argv[1:]))
     code = f"STAGES = {stages!r}\n{ONE_PROCESS}"
     t0 = time.perf_counter()
     res = subprocess.run([sys.executable, "-c", code], cwd=repo, env=env, capture_output=True,
@@ -166,12 +151,12 @@ def one_process(repo: Path, env: dict, argvs: dict[str, list[str]], by_hand: flo
     wall = time.perf_counter() - t0
     if res.returncode:
         raise SystemExit(f"one-process run failed:\n{res.stderr[-3000:]}")
-    print("\nthe same stages in ONE process (each library imported once):")
+    print("\nthe same commands in ONE process (each library imported once):")
     for line in res.stderr.splitlines():
         if line.startswith("ONE "):
             _, name, sec = line.split()
-            print(f"{name:<14}{float(sec):>8.2f}")
-    print(f"{'process':<14}{wall:>8.2f}   (separate processes: {by_hand:.1f} s)")
+            print(f"{name:<22}{float(sec):>8.2f}")
+    print(f"{'one process':<22}{wall:>8.2f}   (separate warm processes: {warm:.1f} s)")
 
 
 if __name__ == "__main__":

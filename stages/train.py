@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
 import time
@@ -41,6 +42,9 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
 
     params = load_params(args.params)
     cfg = tasks.experiment_config(params, args.experiment)
+    processes = cfg.train.processes()
+    if processes > 1 and "WORLD_SIZE" not in os.environ:  # train.devices: run under torchrun
+        raise SystemExit(_launch(processes, args.experiment, argv))
     try:  # every check, those that need the data included, before an MLflow run exists
         data = tasks.load(cfg, args.data_dir)
     except ConfigError as e:
@@ -108,6 +112,7 @@ def _train_in_run(args, cfg, data, info, ckpt_dir, section, run_id) -> dict[str,
     )
     if not info.is_main:
         return {}
+    tracking.log_missing_epochs(run_id, trained.history)  # an epoch whose log failed, resumed
 
     seconds = time.perf_counter() - t0
     for out in (args.model_dir, args.report_dir):  # persist outputs (dvc.yaml): DVC kept the
@@ -145,6 +150,25 @@ def _train_in_run(args, cfg, data, info, ckpt_dir, section, run_id) -> dict[str,
         flush=True,
     )
     return summary
+
+
+def _launch(processes: int, experiment: str, argv: list[str] | None) -> int:
+    """This stage again under ``torch.distributed.run`` with ``processes`` processes (one per GPU,
+    or gloo on the CPU); its exit status. Rank 0 writes the outputs and logs the MLflow run,
+    exactly as a hand-typed ``torchrun --standalone --nproc_per_node=N stages/train.py ...``."""
+    import subprocess
+
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",  # one machine; a free port for the rendezvous
+        f"--nproc_per_node={processes}",
+        str(Path(__file__).resolve()),
+        *(sys.argv[1:] if argv is None else argv),
+    ]
+    print(f"[{experiment}] train.devices: {processes} processes: {' '.join(cmd)}", flush=True)
+    return subprocess.call(cmd)  # noqa: S603 (this interpreter, this script, its own arguments)
 
 
 def _tags(task: str, described: dict) -> dict[str, str]:

@@ -308,3 +308,14 @@ def test_warm_is_off_outside_linux_and_when_switched_off(monkeypatch) -> None:
     monkeypatch.setenv("SIMLEARN_WARM", "1")
     monkeypatch.setattr(sys, "platform", "darwin")
     assert not warm.enabled()
+
+
+def test_interpreter_options_the_server_lacks_run_cold(probe: Path, env: dict) -> None:
+    # `python -X importtime stages/train.py ...` must measure that process, not a warm child
+    for flags in (["-X", "importtime"], ["-O"], ["-X", "dev"]):
+        res = subprocess.run(
+            [sys.executable, *flags, probe.name, "report"], cwd=probe.parent, env=env,
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert res.returncode == 0, res.stderr[-2000:]
+        assert json.loads(res.stdout.splitlines()[-1])["warm"] is False, flags

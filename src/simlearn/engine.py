@@ -381,6 +381,12 @@ def _fit(
     seed_everything(seed, cfg.deterministic)
     model = task.model.to(device)
     ddp_model: nn.Module = model
+    if info.enabled and device.type == "cpu":
+        # oneDNN's CPU convolution backward returns weight gradients in a channels-last layout
+        # that DDP's gradient buckets copy wrongly on this torch: both gloo ranks of a convnet
+        # die of "corrupted double-linked list" in the first backward (tests/test_train_devices.py);
+        # torch's own CPU kernels give standard strides
+        torch.backends.mkldnn.enabled = False
     if info.enabled:
         ddp_model = nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None

@@ -107,19 +107,30 @@ def enabled() -> bool:
     """Warm processes are on (Linux, not switched off, not already inside a warm child)."""
     if getattr(sys, "_simlearn_warm_child", False):
         return False
+    f = sys.flags  # `python -X importtime`, `-O`, `-I`, ...: the server has none; run as asked
+    if sys._xoptions or f.optimize or f.dev_mode or f.isolated or f.ignore_environment:
+        return False
+    if f.no_site or f.verbose or f.inspect or f.bytes_warning or f.no_user_site:
+        return False
     return sys.platform == "linux" and os.environ.get("SIMLEARN_WARM", "1") != "0"
+
+
+def _packages_stamp() -> tuple[str, int]:
+    """The site-packages folder and its mtime, which changes when a package is (un)installed."""
+    import sysconfig
+
+    purelib = sysconfig.get_paths()["purelib"]
+    try:
+        return purelib, os.stat(purelib).st_mtime_ns
+    except OSError:
+        return purelib, 0
 
 
 def key() -> str:
     """What a server's imports depend on: interpreter, packages installed, import-time env."""
     import hashlib
-    import sysconfig
 
-    purelib = sysconfig.get_paths()["purelib"]
-    try:
-        stamp = os.stat(purelib).st_mtime_ns  # changes when a package is installed or removed
-    except OSError:
-        stamp = 0
+    purelib, stamp = _packages_stamp()
     env = sorted((k, v) for k, v in os.environ.items() if k.startswith(IMPORT_TIME_ENV_PREFIXES))
     text = json.dumps([sys.executable, sys.version, purelib, stamp, env, list(preload())])
     return hashlib.sha256(text.encode()).hexdigest()[:16]
@@ -292,6 +303,7 @@ def serve(path: str, idle_s: float | None = None) -> None:
 
     gc.collect()
     gc.freeze()  # the children neither scan nor copy (on write) the libraries' objects
+    stamp = _packages_stamp()
     tmp = os.path.join(os.path.dirname(path), f"{os.getpid()}.tmp")
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(tmp)
@@ -369,6 +381,8 @@ def serve(path: str, idle_s: float | None = None) -> None:
                 replaced = True
             if replaced or time.monotonic() - last > idle_s:
                 break
+            if not children and _packages_stamp() != stamp:
+                break  # packages installed or removed: new stages go to a new server
     finally:
         try:
             if os.stat(path).st_ino == ident:

@@ -388,7 +388,14 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
         if value is None and type(None) in args:
             return None
         inner = [a for a in args if a is not type(None)]
-        return _coerce(value, inner[0], key)
+        first: ConfigError | None = None
+        for option in inner:  # int | str (e.g. devices: 2 or auto): the first type that fits
+            try:
+                return _coerce(value, option, key)
+            except ConfigError as e:
+                first = first or e
+        assert first is not None
+        raise first
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, Mapping):
             raise ConfigError(f"{key}={value!r}: expected a mapping of {tp.__name__} keys")

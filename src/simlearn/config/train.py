@@ -22,6 +22,10 @@ class TrainConfig:
     grad_clip: float | None = None  # max gradient norm
     num_threads: int | None = None  # torch CPU threads; default: torch's choice
     deterministic: bool = True  # deterministic kernels: same seed, same run (costs speed on GPU)
+    # processes of one training: N (DistributedDataParallel, one per GPU, or gloo on the CPU),
+    # or auto (every visible GPU; one process without CUDA). The train stage launches itself
+    # under torch.distributed.run, so `dvc repro` uses them; rank 0 writes and logs
+    devices: int | str = 1
 
     def __post_init__(self) -> None:
         at_least("epochs", self.epochs, 1)
@@ -39,3 +43,20 @@ class TrainConfig:
             greater("grad_clip", self.grad_clip, 0.0)
         if self.num_threads is not None:
             at_least("num_threads", self.num_threads, 1)
+        if isinstance(self.devices, str):
+            if self.devices != "auto":
+                raise ConfigError(
+                    f"devices={self.devices!r}: give a number of processes (1, 2, ...) or auto"
+                )
+        else:
+            at_least("devices", self.devices, 1)
+
+    def processes(self) -> int:
+        """How many processes the training runs in (``devices``; auto: the visible GPUs)."""
+        if self.devices != "auto":
+            return int(self.devices)
+        if self.device in ("cpu", "mps"):
+            return 1
+        import torch
+
+        return max(torch.cuda.device_count(), 1)

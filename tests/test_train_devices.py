@@ -1,0 +1,92 @@
+"""``train.devices: 2`` through ``dvc repro`` trains in two processes (gloo on the CPU) and gives
+the same model and history as the hand-typed ``torchrun --nproc_per_node=2 stages/train.py``."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+SECTION = {
+    "task": "metric",
+    "dataset": "digits",
+    "model": {"name": "convnet", "embedding_dim": 8, "width": 4},
+    "loss": {"name": "batch_hard"},
+    "sampler": {"name": "pk", "classes_per_batch": 4, "samples_per_class": 4, "steps_per_epoch": 4},
+    "train": {"epochs": 2, "num_threads": 1},
+}
+
+
+def _project(root: Path, devices: int | str) -> tuple[Path, dict[str, str]]:
+    root.mkdir()
+    for item in ("dvc.yaml", "stages", ".dvc", ".dvcignore", ".gitignore"):
+        src = ROOT / item
+        if src.is_dir():
+            shutil.copytree(src, root / item, ignore=shutil.ignore_patterns("__pycache__", "tmp"))
+        else:
+            shutil.copy(src, root / item)
+    shutil.copytree(ROOT / "src", root / "src", ignore=shutil.ignore_patterns("__pycache__"))
+    section = {**SECTION, "train": {**SECTION["train"], "devices": devices}}
+    params = {
+        "datasets": {"digits": {"source": "digits"}},
+        "experiments": {"ddp": section},
+    }
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    env = {
+        **os.environ,
+        "PATH": str(Path(sys.executable).parent) + os.pathsep + os.environ["PATH"],
+        "PYTHONPATH": str(root / "src"),
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@t",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@t",
+        "OMP_NUM_THREADS": "1",
+    }
+    env.pop("MLFLOW_TRACKING_URI", None)
+    for cmd in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "init"]):
+        subprocess.run(cmd, cwd=root, env=env, check=True, capture_output=True)
+    return root, env
+
+
+def _run(cmd: list[str], cwd: Path, env: dict) -> str:
+    res = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
+    assert res.returncode == 0, (res.stdout + res.stderr)[-4000:]
+    return res.stdout + res.stderr
+
+
+@pytest.mark.slow  # two DVC pipelines, two-process trainings
+def test_devices_2_through_dvc_repro_equals_a_hand_typed_two_process_torchrun(tmp_path):
+    dvc = str(Path(sys.executable).parent / "dvc")
+    auto, env = _project(tmp_path / "auto", devices=2)
+    out = _run([dvc, "repro", "train@ddp"], auto, env)
+    assert "train.devices: 2 processes" in out
+
+    # the same command typed by hand under torchrun, in the same project (WORLD_SIZE is set, so
+    # the stage does not launch itself again), into other output folders
+    _run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+         "stages/train.py", "ddp", "data/digits", "models/hand", "reports/train/hand"],
+        auto, env,
+    )  # fmt: skip
+    hand = auto
+    a = torch.load(auto / "models/ddp/model.pt", weights_only=True)
+    b = torch.load(hand / "models/hand/model.pt", weights_only=True)
+    sa, sb = a["state_dict"], b["state_dict"]
+    assert sa.keys() == sb.keys()
+    for k in sa:
+        assert torch.equal(sa[k], sb[k]), k
+    ha = pd.read_csv(auto / "reports/train/ddp/history.csv")
+    hb = pd.read_csv(hand / "reports/train/hand/history.csv")
+    assert len(ha) == 2
+    for col in ("loss", "val_map", "samples"):
+        assert (ha[col] - hb[col]).abs().max() < 1e-6, col
+    assert ha["samples"].iloc[0] == 4 * 16  # 4 steps of P x K = 16, counted over both ranks
