@@ -44,21 +44,17 @@ Cases (``--cases``; all by default):
              the 1,000,000-vector case and the latency.
 ``stereo``   the motorcycle pair, the held-out bottom rows. simlearn: ``stereo_mccnn`` as
              shipped (trained, then its inference with its ``post:`` section). Peer: OpenCV
-             ``StereoSGBM`` with parameters chosen by :func:`tune_sgbm`, a grid on the training
-             rows only (the rows above the test block, cropped out, so the grid never sees a test
-             row): mode {SGBM, 3WAY, HH} x blockSize {3, 5, 7} x input {grey, colour} x left
-             padding {0, numDisparities} (padding lets OpenCV compute the left band it otherwise
-             leaves empty); uniquenessRatio 10, disp12MaxDiff 1, speckle window 100 / range 2
-             and P1, P2 = 8, 32 x channels x block^2 stay at OpenCV's documented advice. Picked
-             by accuracy at 3 px after post-processing, then EPE. Both maps get stereo_mccnn's
-             post-processing (:func:`sgbm_post`): the project's left-right labels
-             (``left_right_check`` against SGBM's right-view map, from the mirrored pair),
-             ``out_of_view`` and ``fill_holes``, and its median; SGBM's own output is already
+             ``StereoSGBM`` as the shipped ``stereo_sgbm`` experiment runs it, through the same
+             library calls as the pipeline (``tasks.train``, then ``tasks.embed``:
+             :func:`simlearn.stereo.sgbm.sgbm_disparity`, its right-view map, ``hole_labels``
+             and the one hole filling of every method), with the parameters that
+             ``benchmarks/tune_sgbm.py`` chose on the training rows only (params.yaml holds
+             them) and stereo_mccnn's ``post:`` section; SGBM's own output is already
              sub-pixel. Figures: accuracy at 3 and 1 px and EPE on the test rows
              (``disparity_counts``, what the evaluate stage reports), seconds for the full pair
-             (simlearn: the embed stage's ``tasks.embed``; OpenCV: both views and the same
-             post-processing), the same with simlearn's network in float32 when the shipped
-             ``inference_dtype`` is another, and the training (SGBM: grid) seconds.
+             (each side's ``tasks.embed``), the same with simlearn's network in float32 when the
+             shipped ``inference_dtype`` is another; stereo_mccnn's training time is logged
+             (SGBM fits nothing).
 
 Alternation: the training cases run the peer's epoch inside simlearn's ``on_epoch_end``
 callback, so their epochs alternate (simlearn, peer, simlearn, ...) and machine noise hits both;
@@ -78,6 +74,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import copy
+import dataclasses
 import itertools
 import math
 import sys
@@ -110,13 +107,6 @@ from simlearn.evaluation.stereo import disparity_counts  # noqa: E402
 from simlearn.models.embedder import embed_images, new_embedder  # noqa: E402
 from simlearn.models.projection import SimCLRModel  # noqa: E402
 from simlearn.search import GalleryIndex  # noqa: E402
-from simlearn.stereo.refine import (  # noqa: E402
-    OUT_OF_VIEW,
-    fill_holes,
-    left_right_check,
-    median_filter,
-    out_of_view,
-)
 
 CASES = ("metric", "simclr", "retrieval", "search", "stereo")
 #: lightly's RandomResizedCrop scale floor for the digits: a crop side of 0.84 or more, so zoom
@@ -124,14 +114,6 @@ CASES = ("metric", "simclr", "retrieval", "search", "stereo")
 LIGHTLY_MIN_SCALE = 0.7
 #: Recall@K cut-offs compared with torchmetrics' hit rate
 RECALL_KS = (1, 2, 4, 8)
-#: the SGBM grid (see the module docstring); modes are OpenCV's names
-SGBM_GRID = {
-    "mode": ("SGBM", "SGBM_3WAY", "HH"),
-    "block_size": (3, 5, 7),
-    "colour": (False, True),
-    "pad": (False, True),
-}
-
 
 # --------------------------------------------------------------------------------------------
 # The table
@@ -619,139 +601,38 @@ def search_case(params: dict, data_dir: Path | None, args: argparse.Namespace) -
 # --------------------------------------------------------------------------------------------
 
 
-def _sgbm(left: np.ndarray, right: np.ndarray, num: int, p: dict) -> np.ndarray:
-    """OpenCV's left-view disparity (H, W) float32, NaN where it gives none; with ``pad``, both
-    views padded on the left with ``num`` replicated columns first (then cropped off)."""
-    import cv2
-
-    if not p["colour"]:
-        left, right = (cv2.cvtColor(im, cv2.COLOR_RGB2GRAY) for im in (left, right))
-    pad = num if p["pad"] else 0
-    if pad:
-        left, right = (
-            cv2.copyMakeBorder(im, 0, 0, pad, 0, cv2.BORDER_REPLICATE) for im in (left, right)
-        )
-    b, c = p["block_size"], 3 if p["colour"] else 1
-    mode = {
-        "SGBM": cv2.STEREO_SGBM_MODE_SGBM,
-        "SGBM_3WAY": cv2.STEREO_SGBM_MODE_SGBM_3WAY,
-        "HH": cv2.STEREO_SGBM_MODE_HH,
-    }[p["mode"]]
-    matcher = cv2.StereoSGBM_create(
-        minDisparity=0,
-        numDisparities=num,
-        blockSize=b,
-        P1=8 * c * b * b,
-        P2=32 * c * b * b,
-        disp12MaxDiff=1,
-        uniquenessRatio=10,
-        speckleWindowSize=100,
-        speckleRange=2,
-        mode=mode,
-    )
-    raw = matcher.compute(np.ascontiguousarray(left), np.ascontiguousarray(right))[:, pad:]
-    disp = raw.astype(np.float32) / 16.0
-    disp[raw < 0] = np.nan
-    return disp
-
-
-def sgbm_post(left: np.ndarray, right: np.ndarray, max_disp: float, p: dict, post: Any) -> Any:
-    """SGBM's map through the post-processing ``post`` (stereo_mccnn's ``post:``), as
-    :func:`simlearn.stereo.matcher.predict` applies it to the learned costs: left-right labels
-    (the project's ``left_right_check``, SGBM's right-view map from the mirrored pair; SGBM's
-    holes are never OK), ``out_of_view`` for the left band, ``fill_holes``, the median. SGBM's
-    map is sub-pixel already and aggregated by OpenCV, so ``post.sgm`` and ``post.subpixel``
-    have no counterpart."""
-    num = 16 * math.ceil((math.floor(max_disp) + 1) / 16)
-    n = int(math.floor(max_disp)) + 1  # the disparities simlearn searches (out_of_view's band)
-    disp = _sgbm(left, right, num, p)
-    out = torch.from_numpy(disp)
-    if post.lr_check:
-        h, w = disp.shape
-        right_map = _sgbm(right[:, ::-1], left[:, ::-1], num, p)[:, ::-1]  # the right view's
-        # holes: a left hole lands outside the right image (never OK), a right hole on the
-        # spare column w (never makes a left pixel consistent)
-        dl = torch.from_numpy(np.where(np.isnan(disp), w + 1, np.rint(disp))).long()
-        dr = torch.from_numpy(np.where(np.isnan(right_map), w + 1, np.rint(right_map))).long()
-        labels = left_right_check(dl, dr)
-        if post.fill:
-            beyond = torch.zeros_like(labels, dtype=torch.bool)
-            if post.border:
-                beyond, values = out_of_view(out, labels, n)
-                labels[beyond] = OUT_OF_VIEW
-            out = fill_holes(out, labels)
-            out[beyond] = values[beyond]
-        else:
-            out = out.masked_fill(labels != 0, float("nan"))
-    if post.median > 1:
-        out = median_filter(out, post.median)
-    return out.numpy()
-
-
-def describe_sgbm(p: dict) -> str:
-    """``{"mode": "SGBM_3WAY", "block_size": 3, ...}`` -> ``SGBM_3WAY, block 3, colour,
-    padded``."""
-    return (
-        f"{p['mode']}, block {p['block_size']}, {'colour' if p['colour'] else 'grey'}, "
-        f"{'padded' if p['pad'] else 'no padding'}"
-    )
-
-
-def tune_sgbm(pair: Any, train_mask: np.ndarray, post: Any, grid: dict) -> tuple[dict, list]:
-    """Every combination of ``grid`` on the training rows alone (the pair cropped to the rows
-    that hold training pixels); the best by accuracy at 3 px, then EPE. Returns it and the
-    (params, accuracy_3px, epe) of every combination."""
-    last = int(np.flatnonzero(train_mask.any(1)).max()) + 1  # rows 0 .. last - 1
-    left, right, gt = pair.left[:last], pair.right[:last], pair.disparity[:last]
-    tried = []
-    for values in itertools.product(*grid.values()):
-        p = dict(zip(grid, values, strict=True))
-        m = disparity_counts(
-            sgbm_post(left, right, pair.max_disp, p, post), gt, train_mask[:last]
-        ).metrics()
-        tried.append((p, m["accuracy_3px"], m["epe"]))
-    best = max(tried, key=lambda t: (t[1], -t[2]))
-    return best[0], tried
-
-
 def stereo_case(params: dict, data_dir: Path, args: argparse.Namespace) -> list[Row]:
     cfg = experiment(params, "stereo_mccnn", 0, args.quick)
     data = tasks.load(cfg, data_dir)
     stereo_task = tasks.get("stereo")
-    post = stereo_task.post_processing(cfg)
     with tempfile.TemporaryDirectory() as ck, torch_state():
         t0 = time.perf_counter()
         trained = tasks.train(cfg, data, checkpoint_dir=ck)
         train_s = time.perf_counter() - t0
     matcher = trained.model.eval()
+    log(f"[stereo] stereo_mccnn trained in {train_s:.0f} s (OpenCV SGBM fits nothing)")
     region = stereo_task.regions(cfg, data)[0]  # the pair's train / test pixels
     pair = data[region.index]
-    train_mask, test_mask = region.codes == stereo_task.TRAIN, region.codes == stereo_task.TEST
-    grid = SGBM_GRID if not args.quick else {k: v[:1] for k, v in SGBM_GRID.items()}
-    t0 = time.perf_counter()
-    best, tried = tune_sgbm(pair, train_mask, post, grid)
-    tune_s = time.perf_counter() - t0
-    log(
-        f"[stereo] SGBM grid ({len(tried)} combinations on the training rows, {tune_s:.0f} s): "
-        f"best {best}"
-    )
-    for p, acc, epe in sorted(tried, key=lambda t: -t[1])[:5]:
-        log(f"[stereo]   train accuracy_3px {acc:.4f} epe {epe:.3f}  {p}")
+    test_mask = region.codes == stereo_task.TEST
+    sgbm_cfg = experiment(params, "stereo_sgbm", 0, args.quick)
+    sgbm_cfg = dataclasses.replace(sgbm_cfg, post=cfg.post)  # stereo_mccnn's post-processing
+    with tempfile.TemporaryDirectory() as ck:  # OpenCV's parameters; nothing is fitted
+        sgbm_model = tasks.train(sgbm_cfg, data, checkpoint_dir=ck).model
     t_o, ours, t_p, peer_map = best_alternating(
         lambda: tasks.embed(cfg, matcher, data, "cpu")[f"post/{pair.id}"],
-        lambda: sgbm_post(pair.left, pair.right, pair.max_disp, best, post),
+        lambda: tasks.embed(sgbm_cfg, sgbm_model, data, "cpu")[f"post/{pair.id}"],
         args.repeats,
     )
     m_o = disparity_counts(ours, pair.disparity, test_mask).metrics()
     m_p = disparity_counts(peer_map, pair.disparity, test_mask).metrics()
-    case = f"stereo_mccnn / OpenCV SGBM tuned ({describe_sgbm(best)}), the same post-processing"
+    case = "stereo_mccnn / OpenCV SGBM (stereo_sgbm, tuned on the training rows), same post"
     extra = []
     if matcher.dtype != torch.float32:  # the shipped inference_dtype, against float32
         fp32 = copy.deepcopy(matcher)
         fp32.dtype = torch.float32
         t32, _, t_p32, _ = best_alternating(
             lambda: tasks.embed(cfg, fp32, data, "cpu"),
-            lambda: sgbm_post(pair.left, pair.right, pair.max_disp, best, post),
+            lambda: tasks.embed(sgbm_cfg, sgbm_model, data, "cpu"),
             args.repeats,
         )
         figure = f"seconds, full pair, network in float32 (shipped: {cfg.model.inference_dtype})"
@@ -766,7 +647,6 @@ def stereo_case(params: dict, data_dir: Path, args: argparse.Namespace) -> list[
         Row(case, "EPE, test rows", m_o["epe"], m_p["epe"], "lower", " px"),
         Row(case, "seconds, full pair", t_o, t_p, "time"),
         *extra,
-        Row(case, "seconds, training / grid", train_s, tune_s, "time"),
     ]
 
 

@@ -319,3 +319,19 @@ def test_interpreter_options_the_server_lacks_run_cold(probe: Path, env: dict) -
         )  # fmt: skip
         assert res.returncode == 0, res.stderr[-2000:]
         assert json.loads(res.stdout.splitlines()[-1])["warm"] is False, flags
+
+
+def test_a_pythonpath_of_project_code_shares_the_server_one_of_libraries_does_not(
+    tmp_path: Path, env: dict
+) -> None:
+    def key_with(pythonpath: str) -> str:
+        code = "from simlearn import warm; print(warm.key())"
+        e = {**env, "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{pythonpath}"}
+        out = subprocess.run([sys.executable, "-c", code], env=e, capture_output=True, text=True)
+        return out.stdout.strip()
+
+    (tmp_path / "copy" / "simlearn").mkdir(parents=True)  # a copy of the project's code
+    (tmp_path / "libs" / "numpy").mkdir(parents=True)  # another numpy
+    base = key_with("")
+    assert key_with(str(tmp_path / "copy")) == base
+    assert key_with(str(tmp_path / "libs")) != base

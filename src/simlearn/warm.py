@@ -131,9 +131,33 @@ def key() -> str:
     import hashlib
 
     purelib, stamp = _packages_stamp()
-    env = sorted((k, v) for k, v in os.environ.items() if k.startswith(IMPORT_TIME_ENV_PREFIXES))
-    text = json.dumps([sys.executable, sys.version, purelib, stamp, env, list(preload())])
+    env = sorted(
+        (k, v)
+        for k, v in os.environ.items()
+        if k.startswith(IMPORT_TIME_ENV_PREFIXES) and k != "PYTHONPATH"
+    )
+    shadowing = _shadowing_path_entries()
+    text = json.dumps(
+        [sys.executable, sys.version, purelib, stamp, env, shadowing, list(preload())]
+    )
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _shadowing_path_entries() -> list[str]:
+    """The ``PYTHONPATH`` entries that hold a library the server imports (they would give this
+    process another one): they are part of the key. Entries that hold only project code (the
+    usual ``PYTHONPATH=src``) are not, so every copy of a project shares one server."""
+    tops = {name.split(".")[0] for name in preload()}
+    found = []
+    for entry in os.environ.get("PYTHONPATH", "").split(os.pathsep):
+        folder = os.path.abspath(entry or ".")
+        for top in tops:
+            if os.path.exists(os.path.join(folder, top)) or os.path.exists(
+                os.path.join(folder, top + ".py")
+            ):
+                found.append(folder)
+                break
+    return found
 
 
 def socket_path(k: str | None = None) -> str:
