@@ -10,7 +10,9 @@ between its experiments as a table, the others listed once beneath it.
 Then it adds each experiment's evaluation (metrics, figures, curves) and its trained model
 (``torch.export``, registered under the key) to the MLflow run that trained it
 (``<models>/<exp>/run.json``), once: what is already there is not logged again
-(:func:`simlearn.tracking.publish_evaluation`, :func:`~simlearn.tracking.publish_model`). One
+(:func:`simlearn.tracking.publish_evaluation`, :func:`~simlearn.tracking.publish_model`). An
+experiment whose run the current store does not hold (outputs from ``dvc pull``, a new store) is
+named once and left out of MLflow. One
 process pays MLflow's start-up (about 2 s) and ``torch.export``'s import (2.6 s) for every
 experiment, instead of each ``evaluate`` and ``train``.
 """
@@ -48,12 +50,26 @@ def publish(
     from simlearn import tasks, tracking
 
     logged_models, logged_evals = [], []
+    runs, missing = {}, []
     for name in experiments:
-        model_dir = models / name
-        run_file = model_dir / "run.json"
+        run_file = models / name / "run.json"
         if not run_file.exists():
             raise FileNotFoundError(f"{run_file} is missing: run `dvc repro train@{name}`")
         run_id = tracking.read_run_file(run_file)
+        if tracking.run_in_store(run_id):
+            runs[name] = run_id
+        else:  # trained elsewhere (`dvc pull`) or logged to a store since replaced
+            missing.append(f"{name} (run {run_id})")
+    if missing:
+        print(
+            f"report: the tracking store {tracking.tracking_uri()} does not hold the MLflow runs "
+            f"of {', '.join(missing)}: their outputs come from a DVC remote or an earlier store. "
+            "The summary lists them; MLflow leaves them out. To log one here, retrain it: "
+            "`dvc repro --force --single-item train@<exp>`, then `dvc repro`.",
+            flush=True,
+        )
+    for name, run_id in runs.items():
+        model_dir = models / name
         cfg = tasks.experiment_config(params, name)
 
         def load(cfg=cfg, model_dir=model_dir):

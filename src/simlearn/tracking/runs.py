@@ -11,7 +11,9 @@
   training (same params, checkpoint present) continues its own run. ``evaluate`` writes files
   only; the ``report`` stage finds each experiment's run by id (:func:`read_run_file`, the
   ``run.json`` that ``train`` wrote) and adds its evaluation and model to it
-  (:mod:`simlearn.tracking.publishing`) without changing the run's state. No call here uses
+  (:mod:`simlearn.tracking.publishing`) without changing the run's state; a run the current
+  store does not hold (:func:`run_in_store`: outputs pulled from a DVC remote, a new store) is
+  left out of MLflow, said once, never a traceback. No call here uses
   MLflow's fluent ``start_run``: reopening a run with it marks the run FINISHED when it ends.
 """
 
@@ -24,6 +26,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 import warnings
@@ -206,14 +209,12 @@ def start_run(
 
 def resume_run(run_id: str) -> str | None:
     """Mark an interrupted run RUNNING again for the process resuming it; None when the store
-    no longer has it (deleted, or another store), so the caller starts a new run."""
+    does not hold it (deleted, or another store: :func:`run_in_store`), so the caller starts a
+    new run. A store that cannot be reached raises: the training must not go on unlogged."""
+    if not run_in_store(run_id):
+        return None
     client = get_client()
-    try:
-        run = client.get_run(run_id)
-    except mlflow.exceptions.MlflowException:
-        return None
-    if run.info.lifecycle_stage != "active":
-        return None
+    run = client.get_run(run_id)
     client.update_run(run_id, status="RUNNING")
     resumes = int(run.data.tags.get("resumes", "0")) + 1
     set_tags(run_id, {**_process_tags(), "resumes": str(resumes)})
@@ -236,7 +237,11 @@ def finish_run(run_id: str) -> None:
             exp_ids[i : i + 100], filter_string=f"tags.{TAG_LATEST} = 'true'", max_results=10000
         ):
             if old.data.tags.get(TAG_KEY) == key and old.info.run_id != run_id:
-                client.delete_tag(old.info.run_id, TAG_LATEST)
+                try:
+                    client.delete_tag(old.info.run_id, TAG_LATEST)
+                except mlflow.exceptions.MlflowException as e:  # another finishing training
+                    if e.error_code != "RESOURCE_DOES_NOT_EXIST":  # of the key took it first
+                        raise
     client.set_tag(run_id, TAG_LATEST, "true")
 
 
@@ -304,6 +309,14 @@ def training_run(
     run_id = resume_run(resume_run_id) if resume_run_id else None
     if run_id is None:
         run_id = start_run(experiment, params, dataset=dataset, **start_kwargs)
+    if resume_run_id and run_id != resume_run_id:  # said once, on the stage's stderr
+        print(
+            f"{experiment}: the tracking store {tracking_uri()} does not hold MLflow run "
+            f"{resume_run_id} of the interrupted training; the resumed training logs to a new "
+            f"run, {run_id}, which lacks the epochs trained before",
+            file=sys.stderr,
+            flush=True,
+        )
     with _sigterm_raises():
         try:
             yield run_id
@@ -315,6 +328,25 @@ def training_run(
 
 def run_status(run_id: str) -> str:
     return get_client().get_run(run_id).info.status
+
+
+def run_in_store(run_id: str) -> bool:
+    """True when the current store holds run ``run_id``, active, so that it can be added to.
+
+    False when the store has no such run (or only a deleted one): outputs pulled from a DVC
+    remote whose runs were logged to another store, or a store replaced since (``mlflow.db``
+    deleted, ``MLFLOW_TRACKING_URI`` changed). Why not let the caller catch MLflow's error: a
+    store that cannot be reached raises too, and that must stop the stage, not skip the run.
+    """
+    from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST, ErrorCode
+
+    try:
+        run = get_client().get_run(run_id)
+    except mlflow.exceptions.MlflowException as e:
+        if e.error_code == ErrorCode.Name(RESOURCE_DOES_NOT_EXIST):
+            return False
+        raise
+    return run.info.lifecycle_stage == "active"
 
 
 def _param_value(v: Any) -> str:
@@ -344,6 +376,22 @@ def log_metrics(run_id: str, metrics: Mapping[str, float], step: int | None = No
     )
 
 
+def log_missing_epochs(run_id: str, history: list[Mapping[str, float]]) -> list[int]:
+    """Log the rows of ``history`` (one per epoch, ``epoch`` >= 1) that the run lacks, each at
+    step = its epoch; the epochs logged now.
+
+    Why: each epoch's row is logged after its checkpoint is written. When that log fails (the
+    tracking server stopped), the resumed training starts after that epoch and never logs it
+    again; the checkpoint's history still has it. A row is one batch, logged whole or not at
+    all, so its ``epoch`` metric tells whether it is there.
+    """
+    logged = {m.step for m in get_client().get_metric_history(run_id, "epoch")}
+    missing = [r for r in history if int(r.get("epoch", 0)) >= 1 and r["epoch"] not in logged]
+    for row in missing:
+        log_metrics(run_id, row, step=int(row["epoch"]))
+    return [int(r["epoch"]) for r in missing]
+
+
 def log_artifact(run_id: str, path: str | Path, artifact_path: str | None = None) -> None:
     get_client().log_artifact(run_id, str(path), artifact_path)
 
@@ -369,9 +417,18 @@ def log_dataset(run_id: str, manifest: Any, *, name: str, source: str, context: 
         warnings.simplefilter("ignore", UserWarning)
         ds = mlflow.data.from_pandas(manifest, source=source, name=name)
         entity = ds._to_mlflow_entity()  # the schema (with that hint) is inferred here
-    get_client().log_inputs(
-        run_id, datasets=[DatasetInput(entity, tags=[InputTag(MLFLOW_DATASET_CONTEXT, context)])]
-    )
+    inputs = [DatasetInput(entity, tags=[InputTag(MLFLOW_DATASET_CONTEXT, context)])]
+    try:
+        get_client().log_inputs(run_id, datasets=inputs)
+    except mlflow.exceptions.MlflowException as e:
+        # two trainings on the same data logging it at the same moment (two users, one server):
+        # MLflow looks the dataset up, finds none, inserts it in both, and the database refuses
+        # the second copy (seen on PostgreSQL: "duplicate key value violates unique constraint
+        # dataset_pk"). Once it exists, logging again links it to this run.
+        text = str(e).lower()
+        if "unique" not in text and "duplicate" not in text:
+            raise
+        get_client().log_inputs(run_id, datasets=inputs)
 
 
 # ----------------------------------------------------------------------------- run.json
