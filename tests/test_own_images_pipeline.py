@@ -30,7 +30,7 @@ NET = {
     "model": {"name": "convnet", "embedding_dim": 32, "width": 16},
     "loss": {"name": "batch_hard"},
     "sampler": {"classes_per_batch": 8, "samples_per_class": 8},
-    "train": {"epochs": 6},
+    "train": {"epochs": 4},
 }
 RAW = {"task": "metric", "dataset": "shapes", "model": {"name": "raw", "normalize": False}}
 

@@ -185,7 +185,9 @@ def test_each_stage_s_code_digest_covers_every_module_it_imported(repo):
         assert modules, f"{stage}: no import lines read"
         covered = set(json.loads((repo / f"reports/code/{kind}.json").read_text()))
         covered.add(f"src/simlearn/tasks/{PARAMS['experiments'][exp]['task']}.py")
-        missing = {_module_file(repo, m) for m in modules} - covered
+        # simlearn.warm decides which process runs the stage, not what it computes (see
+        # tests/test_code_digest.py's LAUNCHERS)
+        missing = {_module_file(repo, m) for m in modules} - covered - {"src/simlearn/warm.py"}
         assert not missing, f"{stage} imports {sorted(missing)}, not in reports/code/{kind}.json"
         checked += 1
     assert checked == 3 * len(PARAMS["experiments"])
