@@ -278,6 +278,22 @@ def check_heldout_evaluation(
         )
 
 
+def check_probe(cfg: Any, labels: np.ndarray, split: np.ndarray, holdout: np.ndarray) -> None:
+    """Before training: ``eval.knn_k`` is at most the kNN probe's reference set (the training
+    rows of the classes trained on, :func:`probe_rows`), as :func:`knn_accuracy` requires; a
+    larger k would fail the evaluation after the whole training. ConfigError naming the key
+    otherwise; nothing to check where the probe has no query."""
+    from simlearn.config import ConfigError
+
+    ref, queries = probe_rows(labels, split, holdout)
+    n_ref = int(ref.sum())
+    if queries.any() and cfg.eval.knn_k > n_ref:
+        raise ConfigError(
+            f"eval.knn_k={cfg.eval.knn_k}: the kNN probe's reference set (the training split's "
+            f"images of the classes trained on) has {n_ref} images; use at most {n_ref}"
+        )
+
+
 def seen_unseen_metrics(
     emb: np.ndarray,
     labels: np.ndarray,

@@ -21,7 +21,7 @@ import numpy as np
 
 from simlearn.config import ConfigError, ExperimentConfig
 from simlearn.data.image_dataset import ImageDataset, check_holdout, load_image_dataset
-from simlearn.evaluation.protocol import KEY_METRICS, check_heldout_evaluation
+from simlearn.evaluation.protocol import KEY_METRICS, check_heldout_evaluation, check_probe
 from simlearn.models.pretrained import check_weights_available
 from simlearn.tasks import Evaluation, Trained, TrainOptions, fit_embedder_task
 from simlearn.training import image_embedder
@@ -89,34 +89,73 @@ load_data = load_image_dataset
 
 
 def check_data(cfg: ExperimentConfig, ds: ImageDataset) -> None:
-    """Checks that need the data: held-out classes exist and fill the few-shot episodes and the
-    OOD reference set, P x K batches can be drawn."""
+    """Checks that need the data, before any MLflow run exists: held-out classes exist and fill
+    the few-shot episodes and the OOD reference set, the kNN probe has ``eval.knn_k`` references,
+    and every batch the sampler draws is bounded by the training split (:func:`check_sampler`)."""
     holdout = check_holdout(cfg.holdout_classes, ds)
-    check_heldout_evaluation(cfg, ds.labels, ds.splits, np.isin(ds.labels, holdout))
+    is_held = np.isin(ds.labels, holdout)
+    check_heldout_evaluation(cfg, ds.labels, ds.splits, is_held)
+    check_probe(cfg, ds.labels, ds.splits, is_held)
     if cfg.model.shallow:
         return
-    seen = ds.num_classes - len(holdout)
-    if cfg.sampler.name == "pk" and cfg.sampler.classes_per_batch > seen:
-        raise ConfigError(
-            f"sampler.classes_per_batch={cfg.sampler.classes_per_batch}: the training split has "
-            f"{seen} classes once holdout_classes are removed; use at most {seen}"
-        )
     train = ds.indices("train", exclude=holdout)
     if len(train) == 0:
         raise ConfigError("holdout_classes: the training split is empty once they are removed")
-    # batches larger than the data repeat it and, at 10**9, exhaust memory after the run started
-    s, after = cfg.sampler, " once holdout_classes are removed" if len(holdout) else ""
-    if s.name in ("pairs", "triplets") and s.batch_size > len(train):
+    after = " once holdout_classes are removed" if len(holdout) else ""
+    check_sampler(cfg, ds.labels[train], after)
+
+
+def check_sampler(cfg: ExperimentConfig, labels: np.ndarray, after: str = "") -> None:
+    """The sampler's sizes against the training split's ``labels`` (N,), as the samplers of
+    :mod:`simlearn.data.samplers` draw them. ConfigError naming the key, its value, what the
+    split has and the largest value allowed; ``after`` ends the phrase "the training split has
+    ...". Every bound is one the real sampler needs, or past which a batch only repeats images
+    while its memory grows (at 10**9, a MemoryError once the MLflow run exists):
+
+    - pk: P (``classes_per_batch``) at most the classes with training images (``PKSampler``
+      fails beyond them); K (``samples_per_class``) at most the largest class's images. A
+      smaller class is drawn with replacement (legal, kept), but K beyond every class repeats
+      images in every class of every batch. npairs pairs the K samples, so its K is even;
+    - pairs, triplets: ``batch_size`` (pairs or triplets per batch) at most the split's images;
+      both samplers need 2 classes and a class with 2 images (a positive other than the anchor);
+    - ``steps_per_epoch`` only sets the epoch's length: no bound from the data.
+    """
+    s = cfg.sampler
+    classes, counts = np.unique(labels, return_counts=True)
+    if s.name == "pk":
+        if s.classes_per_batch > len(classes):
+            raise ConfigError(
+                f"sampler.classes_per_batch={s.classes_per_batch}: the training split has "
+                f"{len(classes)} classes{after}; use at most {len(classes)}"
+            )
+        largest = int(counts.max())
+        most = largest - largest % 2 if cfg.loss.name == "npairs" else largest
+        if s.samples_per_class > most:
+            even = " (even, for the npairs loss)" if most != largest else ""
+            raise ConfigError(
+                f"sampler.samples_per_class={s.samples_per_class}: the largest class of the "
+                f"training split has {largest} images{after}, so every class would repeat its "
+                f"images in every batch; use at most {most}{even}"
+                if most >= 2
+                else f"sampler.samples_per_class={s.samples_per_class}: no class of the training "
+                f"split has 2 images{after}: P x K batches have no positive pair"
+            )
+        return
+    what = "pairs" if s.name == "pairs" else "triplets"
+    if len(classes) < 2:
         raise ConfigError(
-            f"sampler.batch_size={s.batch_size}: the training split has {len(train)} images"
-            f"{after}; use at most {len(train)}"
+            f"sampler.name={s.name!r}: the training split has {len(classes)} class{after}; "
+            f"{what} need a sample of another class"
         )
-    largest = int(np.unique(ds.labels[train], return_counts=True)[1].max()) if s.name == "pk" else 0
-    if s.name == "pk" and s.samples_per_class > largest:
+    if counts.max() < 2:
         raise ConfigError(
-            f"sampler.samples_per_class={s.samples_per_class}: the largest class of the training "
-            f"split has {largest} images{after}, so every class would repeat its images in "
-            f"every batch; use at most {largest}"
+            f"sampler.name={s.name!r}: no class of the training split has 2 images{after}; "
+            f"{what} need a positive other than the anchor"
+        )
+    if s.batch_size > len(labels):
+        raise ConfigError(
+            f"sampler.batch_size={s.batch_size}: the training split has {len(labels)} images"
+            f"{after}; use at most {len(labels)}"
         )
 
 
@@ -138,15 +177,18 @@ def train(cfg: ExperimentConfig, ds: ImageDataset, options: TrainOptions) -> Tra
 
 def fit_baseline(cfg: ExperimentConfig, ds: ImageDataset) -> tuple[Embedder, dict]:
     """Fit a shallow model (raw, mahalanobis, lda) on the training split's seen classes."""
-    from simlearn.models import Embedder, fit_shallow, to_input
+    from simlearn.models import Embedder, PixelEmbedding, fit_shallow, to_input
     from simlearn.models.embedder import model_spec
 
     holdout = check_holdout(cfg.holdout_classes, ds)
     idx = ds.indices("train", exclude=holdout)
-    x = to_input(ds.images[idx]).flatten(1).numpy()  # (N, C*H*W) in [0, 1]
-    encoder = fit_shallow(
-        cfg.model.name, x, ds.labels[idx], cfg.model.shrinkage, cfg.model.covariance
-    )
+    if cfg.model.name == "raw":  # nothing to fit: no training image is read
+        encoder = PixelEmbedding()
+    else:
+        x = to_input(ds.images[idx]).flatten(1).numpy()  # (N, C*H*W) in [0, 1]
+        encoder = fit_shallow(
+            cfg.model.name, x, ds.labels[idx], cfg.model.shrinkage, cfg.model.covariance
+        )
     c = ds.shape[2]
     spec = model_spec(cfg.model, c, [0.0] * c, [1.0] * c)
     return Embedder(encoder, spec["input_mean"], spec["input_std"]), spec

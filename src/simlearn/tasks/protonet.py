@@ -21,7 +21,7 @@ import numpy as np
 from simlearn.config import DEEP_MODELS, ConfigError
 from simlearn.config.protonet import ProtonetConfig
 from simlearn.data.image_dataset import ImageDataset, check_holdout, load_image_dataset
-from simlearn.evaluation.protocol import KEY_METRICS, check_heldout_evaluation
+from simlearn.evaluation.protocol import KEY_METRICS, check_heldout_evaluation, check_probe
 from simlearn.models.pretrained import check_weights_available
 from simlearn.tasks import Evaluation, Trained, TrainOptions, fit_embedder_task
 from simlearn.training import image_embedder
@@ -63,22 +63,37 @@ load_data = load_image_dataset
 
 
 def check_data(cfg: ProtonetConfig, ds: ImageDataset) -> None:
-    """Episodes can be drawn from the seen training classes without repeating an image; the
-    held-out classes fill the evaluation's few-shot episodes and OOD reference set."""
+    """Checks that need the data, before any MLflow run exists: the held-out classes fill the
+    evaluation's few-shot episodes and OOD reference set, the kNN probe has ``eval.knn_k``
+    references, and training episodes can be drawn from the seen training classes without
+    repeating an image (the episode is a P x K batch with P = ways, K = shots + queries, and
+    :class:`~simlearn.data.samplers.PKSampler` would draw a smaller class with replacement, so
+    an image could be its own class's support and query). ConfigError naming the key, its value,
+    what the data has and the largest value allowed. ``episode.episodes_per_epoch`` only sets
+    the epoch's length."""
     holdout = check_holdout(cfg.holdout_classes, ds)
-    check_heldout_evaluation(cfg, ds.labels, ds.splits, np.isin(ds.labels, holdout))
+    is_held = np.isin(ds.labels, holdout)
+    check_heldout_evaluation(cfg, ds.labels, ds.splits, is_held)
+    check_probe(cfg, ds.labels, ds.splits, is_held)
     e = cfg.episode
     classes, counts = np.unique(ds.labels[ds.indices("train", exclude=holdout)], return_counts=True)
+    after = " once holdout_classes are removed" if len(holdout) else ""
     if e.ways > len(classes):
         raise ConfigError(
-            f"episode.ways={e.ways}: the training split has {len(classes)} classes once "
-            f"holdout_classes are removed; use at most {len(classes)}"
+            f"episode.ways={e.ways}: the training split has {len(classes)} classes{after}; "
+            f"use at most {len(classes)}"
         )
-    if counts.min() < e.shots + e.queries:
-        c = classes[int(np.argmin(counts))]
+    fewest, c = int(counts.min()), classes[int(np.argmin(counts))]
+    if e.shots + e.queries > fewest:
+        has = f"training class {c} has {fewest} images, fewer than episode.shots + queries"
+        if e.shots >= fewest:  # no query would be left: the shots are the value to lower
+            raise ConfigError(
+                f"episode.shots={e.shots}: {has} = {e.shots + e.queries}; use at most "
+                f"shots = {fewest - 1} (with queries = 1)"
+            )
         raise ConfigError(
-            f"episode.queries={e.queries}: training class {c} has {counts.min()} images, fewer "
-            f"than episode.shots + queries = {e.shots + e.queries}; lower them"
+            f"episode.queries={e.queries}: {has} = {e.shots + e.queries}; use at most "
+            f"{fewest - e.shots} (with shots = {e.shots})"
         )
 
 

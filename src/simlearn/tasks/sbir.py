@@ -108,19 +108,53 @@ def load_data(data_dir: Path) -> SketchDataset:
 
 
 def check_data(cfg: Config, ds: SketchDataset) -> None:
+    """Checks that need the data, before any MLflow run exists: the zero-shot split leaves 2
+    seen categories, and a trained model's P x K batches are bounded by what it trains on: the
+    training photos of the seen categories that have a training sketch (:func:`training_photos`,
+    what :class:`~simlearn.training.sbir.SBIRTask` draws). ConfigError naming the key, its
+    value, what the data has and the largest value allowed:
+
+    - ``sampler.classes_per_batch`` (P): at most the categories with such photos
+      (:class:`~simlearn.data.samplers.PKSampler` fails beyond them);
+    - ``sampler.photos_per_class`` (K): at most the largest category's photos. A smaller
+      category is drawn with replacement (legal, kept), but K beyond every category repeats
+      photos in every category of every batch while its memory grows;
+    - ``sampler.batch_size`` (images per embedding batch) needs no bound: a set smaller than it
+      is embedded in one batch. ``sampler.steps_per_epoch`` only sets the epoch's length."""
     unseen = unseen_labels(cfg, ds)
     seen = ds.num_classes - len(unseen)
     if seen < 2:
         raise ConfigError(f"zero_shot={cfg.zero_shot!r}: leaves {seen} seen categories (< 2)")
     if cfg.model.baseline:
         return
-    if cfg.sampler.classes_per_batch > seen:
+    photos = training_photos(ds, unseen)
+    if len(photos) == 0:
         raise ConfigError(
-            f"sampler.classes_per_batch={cfg.sampler.classes_per_batch}: only {seen} seen "
-            f"categories to train on; use at most {seen}"
+            "the training split has no photo of a seen category with one of its sketches"
         )
-    if len(ds.rows("sketch", ["train"], exclude=unseen)) == 0:
-        raise ConfigError("the training split has no sketch of a seen category")
+    s = cfg.sampler
+    categories, counts = np.unique(ds.labels[photos], return_counts=True)
+    if s.classes_per_batch > len(categories):
+        raise ConfigError(
+            f"sampler.classes_per_batch={s.classes_per_batch}: the training split has "
+            f"{len(categories)} seen categories with photos and their sketches (of {seen} seen); "
+            f"use at most {len(categories)}"
+        )
+    largest = int(counts.max())
+    if s.photos_per_class > largest:
+        raise ConfigError(
+            f"sampler.photos_per_class={s.photos_per_class}: the largest seen category of the "
+            f"training split has {largest} photos with sketches, so every category would repeat "
+            f"its photos in every batch; use at most {largest}"
+        )
+
+
+def training_photos(ds: SketchDataset, unseen: np.ndarray) -> np.ndarray:
+    """Rows of the training photos of the seen categories that have a training sketch: those
+    :class:`~simlearn.training.sbir.SBIRTask` pairs with a sketch and samples P x K from."""
+    photos = ds.rows("photo", ["train"], exclude=unseen)
+    sketches = ds.rows("sketch", ["train"], exclude=unseen)
+    return photos[np.isin(ds.photo_ids[photos], ds.photo_ids[sketches])]
 
 
 # ----------------------------------------------------------------------------- train

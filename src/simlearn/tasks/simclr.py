@@ -21,7 +21,7 @@ import numpy as np
 
 from simlearn.config import DEEP_MODELS, AugmentConfig, ConfigError, ExperimentConfig
 from simlearn.data.image_dataset import ImageDataset, check_holdout, load_image_dataset
-from simlearn.evaluation.protocol import KEY_METRICS
+from simlearn.evaluation.protocol import KEY_METRICS, check_heldout_evaluation, check_probe
 from simlearn.models.pretrained import check_weights_available
 from simlearn.tasks import Evaluation, Trained, TrainOptions, fit_embedder_task
 from simlearn.training import image_embedder
@@ -65,6 +65,14 @@ load_data = load_image_dataset
 
 
 def check_data(cfg: ExperimentConfig, ds: ImageDataset) -> None:
+    """Checks that need the data, before any MLflow run exists: colour views need colour
+    images; held-out classes exist and fill the few-shot episodes and the OOD reference set; the
+    kNN probe has ``eval.knn_k`` references; NT-Xent has 2 training images to contrast.
+
+    ``sampler.batch_size`` needs no bound here: :class:`~simlearn.data.samplers.RandomBatchSampler`
+    draws distinct images and clamps the batch to the training split, so a larger value trains
+    exactly as the split's size does (one batch per epoch), never beyond it.
+    ``sampler.steps_per_epoch`` only sets the epoch's length."""
     a = cfg.augment or AugmentConfig()
     if (a.jitter > 0 or a.grey_p > 0) and ds.images.shape[3] != 3:
         raise ConfigError(
@@ -72,6 +80,9 @@ def check_data(cfg: ExperimentConfig, ds: ImageDataset) -> None:
             f"images; dataset {cfg.dataset!r} has {ds.images.shape[3]} channel(s)"
         )
     holdout = check_holdout(cfg.holdout_classes, ds)
+    is_held = np.isin(ds.labels, holdout)
+    check_heldout_evaluation(cfg, ds.labels, ds.splits, is_held)
+    check_probe(cfg, ds.labels, ds.splits, is_held)
     if len(ds.indices("train", exclude=holdout)) < 2:
         raise ConfigError(
             "holdout_classes: the training split has fewer than 2 images once they are removed"

@@ -69,21 +69,47 @@ def load_data(data_dir: Path) -> StereoDataset:
 
 
 def check_data(cfg: Config, data: StereoDataset) -> None:
+    """Checks that need the data, before any MLflow run exists: colour patches need colour
+    images; a learned model has training anchors (pixels with ground truth whose three patches
+    fit, :func:`training_anchors`) and its batches are bounded by them. ConfigError naming the
+    key, its value, what the data has and the largest value allowed:
+
+    - ``sampler.rows_per_step`` (k > 0): at most the rows that hold anchors, since
+      :class:`~simlearn.stereo.sampling.TripletPatchSampler` draws k distinct rows (it fails
+      beyond them);
+    - ``sampler.batch_size`` (triplets per step, rows_per_step 0): at most the anchors. Anchors
+      are drawn with replacement, so a larger batch only repeats them while its memory grows
+      (at 10**9, a MemoryError once the MLflow run exists). With rows_per_step > 0 the batch is
+      k whole rows and batch_size is not used;
+    - ``sampler.steps_per_epoch`` only sets the epoch's length."""
     if cfg.model.colour and data.channels != 3:
         raise ConfigError(
             f"model.colour=true but dataset {cfg.dataset!r} has {data.channels} channel(s); set "
             "model.colour to false"
         )
-    if cfg.model.method == "learned":
-        anchors = training_anchors(cfg, data)
-        if sum(len(a[0]) for _, a in anchors) == 0:
-            raise ValueError(f"dataset {cfg.dataset!r}: no pixel with ground truth to train on")
-        rows = sum(len(np.unique(a[0])) for _, a in anchors)
-        if cfg.sampler.rows_per_step > rows:
-            raise ConfigError(
-                f"sampler.rows_per_step={cfg.sampler.rows_per_step}: dataset {cfg.dataset!r} "
-                f"has {rows} training rows with ground truth"
-            )
+    if cfg.model.method != "learned":
+        return
+    anchors = training_anchors(cfg, data)
+    n = sum(len(a[0]) for _, a in anchors)
+    if n == 0:
+        raise ConfigError(
+            f"dataset {cfg.dataset!r}: no pixel with ground truth can anchor a training triplet "
+            "(its patch, 2 model.layers + 1 pixels wide, and every positive and negative "
+            "patch inside the images, in the training rows): lower model.layers or "
+            "sampler.neg_high, or give training more rows (one pair: split.holdout_rows, row_gap)"
+        )
+    s = cfg.sampler
+    rows = sum(len(np.unique(a[0])) for _, a in anchors)  # the sampler's (pair, row) groups
+    if s.rows_per_step > rows:
+        raise ConfigError(
+            f"sampler.rows_per_step={s.rows_per_step}: dataset {cfg.dataset!r} has {rows} "
+            f"training rows with ground truth to anchor triplets; use at most {rows}"
+        )
+    if s.rows_per_step == 0 and s.batch_size > n:
+        raise ConfigError(
+            f"sampler.batch_size={s.batch_size}: dataset {cfg.dataset!r} has {n} training "
+            f"pixels with ground truth to anchor triplets; use at most {n}"
+        )
 
 
 @dataclass(frozen=True)
