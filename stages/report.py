@@ -10,7 +10,9 @@ between its experiments as a table, the others listed once beneath it.
 Then it adds each experiment's evaluation (metrics, figures, curves) and its trained model
 (``torch.export``, registered under the key) to the MLflow run that trained it
 (``<models>/<exp>/run.json``), once: what is already there is not logged again
-(:func:`simlearn.tracking.publish_evaluation`, :func:`~simlearn.tracking.publish_model`). An
+(:func:`simlearn.tracking.publish_evaluation`, :func:`~simlearn.tracking.publish_model`); a model
+whose files were deleted from ``mlartifacts`` is logged and registered again. DVC does not watch
+``mlartifacts``: after deleting there, ``dvc repro --force --single-item report``. An
 experiment whose run the current store does not hold (outputs from ``dvc pull``, a new store) is
 named once and left out of MLflow. One
 process pays MLflow's start-up (about 2 s) and ``torch.export``'s import (2.6 s) for every
@@ -363,4 +365,7 @@ if __name__ == "__main__":
     from simlearn.warm import run_warm
 
     run_warm(__file__)  # runs in a warm process (libraries imported) when one is up
-    main()
+    from simlearn.tasks import one_message
+
+    with one_message("report"):
+        main()

@@ -5,6 +5,7 @@ refutes. The stages run as DVC runs them, as scripts in a project folder."""
 from __future__ import annotations
 
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -33,11 +34,14 @@ def project(tmp_path_factory) -> Path:
     return root
 
 
-def _stage(project: Path, script: str, *args: str) -> subprocess.CompletedProcess:
+def _stage(
+    project: Path, script: str, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
     env = {
         **os.environ,
         "PYTHONPATH": str(ROOT / "src"),
         "MLFLOW_TRACKING_URI": f"sqlite:///{project / 'mlflow.db'}",
+        **(env or {}),
     }
     return subprocess.run(
         [sys.executable, str(ROOT / "stages" / script), *args],
@@ -77,3 +81,21 @@ def test_truncated_embeddings_given_to_evaluate_name_the_file(project: Path, tmp
     assert res.returncode == 1 and "Traceback" not in res.stderr, res.stderr[-2000:]
     assert res.stderr.startswith("evaluate@raw failed:\n")
     assert f"{emb}: cannot be read" in res.stderr and "`dvc repro embed@raw`" in res.stderr
+
+
+@pytest.mark.slow
+def test_a_read_only_store_ends_train_with_one_message_naming_it(project: Path, tmp_path: Path):
+    from tests.test_store_faults import _write_protected
+
+    store = tmp_path / "store"
+    store.mkdir()
+    db = store / "mlflow.db"
+    sqlite3.connect(db).execute("CREATE TABLE t (x)").connection.commit()  # a database
+    env = {"MLFLOW_TRACKING_URI": f"sqlite:///{db}"}
+    with _write_protected(db, 0o444):
+        res = _stage(project, "train.py", "raw", "data/digits", str(tmp_path / "m"),
+                     str(tmp_path / "r"), env=env)  # fmt: skip
+    assert res.returncode == 1 and "Traceback" not in res.stderr, res.stderr[-3000:]
+    assert res.stderr.startswith("train@raw failed:\nMLflow tracking store sqlite:///")
+    assert f"{db} is not writable" in res.stderr
+    assert not (tmp_path / "m").exists()

@@ -281,13 +281,21 @@ def fit_embedder_task(task: Any, cfg: Any, options: TrainOptions) -> Trained:
 @contextlib.contextmanager
 def one_message(stage: str) -> Iterator[None]:
     """Run a stage's body; what the user can fix (a bad param, a damaged or misplaced data file,
-    a checkpoint that cannot be written, a second trainer) ends it with one message on stderr
-    and exit status 1, never a traceback. Anything else is a bug and keeps its traceback."""
+    a checkpoint that cannot be written, a second trainer, an unusable MLflow store) ends it with
+    one message on stderr and exit status 1, never a traceback. Anything else is a bug and keeps
+    its traceback."""
     from simlearn.data.errors import DataError
     from simlearn.engine import CheckpointError, TrainerBusyError
 
     try:
         yield
     except (ConfigError, DataError, CheckpointError, TrainerBusyError) as e:
+        print(f"{stage} failed:\n{e}", file=sys.stderr)
+        raise SystemExit(1) from None
+    except Exception as e:
+        # the store's error, without importing MLflow here: its module is loaded if it raised
+        store = sys.modules.get("simlearn.tracking.store")
+        if store is None or not isinstance(e, store.TrackingStoreError):
+            raise
         print(f"{stage} failed:\n{e}", file=sys.stderr)
         raise SystemExit(1) from None

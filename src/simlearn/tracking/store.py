@@ -3,9 +3,11 @@
 - Tracking URI: ``MLFLOW_TRACKING_URI`` when set, else ``sqlite:///<absolute repo root>/mlflow.db``,
   so ``dvc repro``, ``dvc exp run`` (queued runs execute in temporary copies of the repo) and the
   tests all land in one store. Artifacts of that local store go to ``<repo root>/mlartifacts``.
-  The store is checked before its first use (:func:`check_store`): a broken, unwritable or
-  unreachable store fails within seconds with an error naming the URI and the fix, instead of
-  MLflow's minutes of retries.
+  The store is checked before its first use (:func:`check_store`): a broken, read-only, full
+  or unreachable store fails within seconds with an error naming the URI and the fix, instead of
+  MLflow's minutes of retries or a SQLAlchemy traceback halfway through a stage. A SQLite store
+  that was copied or moved with its project is pointed at its own ``mlartifacts`` folder when it
+  is opened (:func:`relocate_artifacts`).
 - Layout (``tracking.experiment_per`` in params.yaml, :class:`TrackingConfig`): one MLflow
   experiment per **dataset** by default, so every run on the same data sits in one runs table;
   ``experiment`` gives one MLflow experiment per params key instead. Either way an MLflow run is
@@ -14,8 +16,12 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import shutil
 import sqlite3
+import sys
+import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -36,6 +42,15 @@ EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
 UI_RUNS_VIEW = "workflowType=machine_learning"  # URL parameter: open the runs table
 
 STORE_TIMEOUT_S = 5.0  # per check of the tracking store; the whole check stays well under 15 s
+
+#: Free space (bytes) a local SQLite store needs on the disk of its database and on that of its
+#: artifacts (``<database folder>/mlartifacts``), or the store check refuses it. Why: on a full
+#: disk SQLite cannot write its journal and MLflow cannot write a model, so a stage fails halfway
+#: through (``database or disk is full``, ``OSError: [Errno 28]``), leaving its run RUNNING and
+#: a model without its files. A bound, not a measurement: 32 MiB holds the journal of any
+#: transaction MLflow makes and the models and figures of the default experiments many times
+#: over (the digits networks' archives are tens of kilobytes), and refuses no working disk.
+MIN_FREE_BYTES = 32 * 2**20
 
 #: MLflow's HTTP client, by default, waits 120 s for each answer and retries 7 times with
 #: exponential backoff, so a server that answers 503 keeps a stage busy for minutes and one that
@@ -131,27 +146,47 @@ _CLIENTS: dict[str, MlflowClient] = {}
 
 
 def get_client() -> MlflowClient:
-    """The client of the store at :func:`tracking_uri`, checked (:func:`check_store`) once."""
+    """The client of the store at :func:`tracking_uri`, checked (:func:`check_store`) and, for
+    a copied SQLite store, relocated (:func:`relocate_artifacts`) once per process."""
     uri = configure()
     if _CLIENTS.get(uri) is None:  # opening a store (a database, a server) is not free
         check_store(uri)
+        said = relocate_artifacts(uri)
+        if said:
+            print(said, file=sys.stderr, flush=True)
+        _forget_artifact_repos()
         _CLIENTS[uri] = MlflowClient(tracking_uri=uri)
     return _CLIENTS[uri]
 
 
-def check_store(uri: str, timeout: float = STORE_TIMEOUT_S) -> None:
-    """Fail fast, naming ``uri`` and the fix, when the tracking store cannot be used.
+def _forget_artifact_repos() -> None:
+    """Empty MLflow's process-wide cache of artifact repositories, keyed by run id alone.
+
+    A copied store has the same run ids as its original: a process that used the original
+    would otherwise keep writing the copy's runs into the original's folder.
+    """
+    from mlflow.tracking._tracking_service import utils
+
+    cache = getattr(utils, "_artifact_repos_cache", None)  # MLflow 3 (3.17 checked)
+    if cache is not None:
+        cache.clear()
+
+
+def check_store(uri: str, timeout: float = STORE_TIMEOUT_S, min_free: int = MIN_FREE_BYTES) -> None:
+    """Fail fast, naming ``uri``, the cause and the fix, when the tracking store cannot be used.
 
     MLflow itself retries an unreachable server for minutes (7 retries, exponential backoff,
-    120 s timeout per request) and reports a locked or corrupt database without the URI. Checked
-    here: SQLite (the folder can be created, the file is a database, a write transaction can
-    start within ``timeout``), ``file:`` folders (writable), and HTTP(S) servers (``/health``
-    answers within ``timeout``, no retry). Other schemes (PostgreSQL, MySQL, Databricks) are
-    left to MLflow.
+    120 s timeout per request) and reports a locked, read-only or corrupt database without the
+    URI, halfway through a stage. Checked here: SQLite (the folder can be created, both the
+    database's disk and its artifacts' disk have ``min_free`` bytes free, the file is a database,
+    and a write transaction can start within ``timeout`` and change a page, which needs the file
+    and its folder, where SQLite creates its journal, to be writable), ``file:`` folders
+    (writable), and HTTP(S) servers (``/health`` answers within ``timeout``, no retry). Other
+    schemes (PostgreSQL, MySQL, Databricks) are left to MLflow.
     """
     scheme = urllib.parse.urlparse(uri).scheme.lower()
     if scheme == "sqlite":
-        _check_sqlite(uri, timeout)
+        _check_sqlite(uri, timeout, min_free)
     elif scheme in ("http", "https"):
         _check_http(uri, timeout)
     elif scheme in ("", "file"):
@@ -169,13 +204,20 @@ def _store_error(uri: str, problem: str, what: str) -> TrackingStoreError:
     return TrackingStoreError(f"MLflow tracking store {uri}: {problem}. " + _FIX.format(what=what))
 
 
-def _check_sqlite(uri: str, timeout: float) -> None:
+def _sqlite_file(uri: str) -> Path | None:
+    """The database file of a ``sqlite:`` URI; None for an in-memory database."""
     from sqlalchemy.engine import make_url
 
     database = make_url(uri).database
     if not database or database == ":memory:":
+        return None
+    return Path(database)
+
+
+def _check_sqlite(uri: str, timeout: float, min_free: int = MIN_FREE_BYTES) -> None:
+    path = _sqlite_file(uri)
+    if path is None:
         return
-    path = Path(database)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -188,16 +230,24 @@ def _check_sqlite(uri: str, timeout: float) -> None:
         raise _store_error(uri, f"{path} is a folder, not a database file", f"remove {path}")
     try:
         con = sqlite3.connect(
-            f"file:{urllib.parse.quote(str(path))}?mode=rwc", uri=True, timeout=timeout
+            f"file:{urllib.parse.quote(str(path))}?mode=rwc",
+            uri=True,
+            timeout=timeout,
+            isolation_level=None,  # transactions as written below
         )
     except sqlite3.Error as e:
+        _check_writable(uri, path)
         raise _store_error(
             uri, f"{path} is not writable (cannot open it: {e})", f"make {path} writable"
         ) from None
     try:
         con.execute("PRAGMA schema_version").fetchone()  # reads the header: is it a database?
-        con.execute("BEGIN IMMEDIATE")  # takes the write lock: can we write, is it free?
-        con.rollback()
+        con.execute("BEGIN IMMEDIATE")  # takes the write lock: is it free?
+        # Change a page (to its own value), then roll back: only a write shows a read-only file
+        # (SQLite then opens it read-only, silently) or a folder where no journal can be made.
+        version = con.execute("PRAGMA user_version").fetchone()[0]
+        con.execute(f"PRAGMA user_version = {int(version)}")
+        con.execute("ROLLBACK")
     except sqlite3.DatabaseError as e:
         msg = str(e)
         if "locked" in msg or "busy" in msg:
@@ -207,8 +257,13 @@ def _check_sqlite(uri: str, timeout: float) -> None:
                 "stop the process that holds it (`fuser " + str(path) + "`)",
             ) from None
         if "readonly" in msg or "read-only" in msg or "unable to open" in msg:
+            _check_writable(uri, path)
             raise _store_error(
                 uri, f"{path} is not writable ({msg})", f"make {path} and its folder writable"
+            ) from None
+        if "full" in msg:
+            raise _store_error(
+                uri, f"the disk that holds {path} is full ({msg})", "free space on that disk"
             ) from None
         raise _store_error(
             uri,
@@ -217,6 +272,70 @@ def _check_sqlite(uri: str, timeout: float) -> None:
         ) from None
     finally:
         con.close()
+    _check_free_space(uri, path.parent, min_free)  # after: a read-only disk is said as such
+
+
+def _check_free_space(uri: str, folder: Path, min_free: int) -> None:
+    """Both disks of a local store, the database's and its artifacts', have ``min_free`` bytes
+    free (:data:`MIN_FREE_BYTES`); a folder not made yet is on the disk of its nearest parent."""
+    seen = set()
+    for place in (folder, folder / "mlartifacts"):
+        existing = next(p for p in (place, *place.parents) if p.exists())
+        device = existing.stat().st_dev
+        if device in seen:
+            continue
+        seen.add(device)
+        usage = shutil.disk_usage(existing)
+        free = usage.free  # what an unprivileged process may use
+        if usage.total and free < min_free:  # total 0: no size to speak of (FUSE, /proc)
+            raise _store_error(
+                uri,
+                f"only {free / 2**20:.1f} MiB free on the disk that holds {place} (the store "
+                f"needs at least {min_free / 2**20:.0f} MiB for SQLite's journal and MLflow's "
+                "models and figures)",
+                f"free space on that disk (`df -h {existing}`)",
+            )
+
+
+def _check_writable(uri: str, path: Path) -> None:
+    """Raise, naming the cause and the fix, when ``path`` or its folder refuses writes.
+
+    Asked of the file system itself, not of ``os.access`` (which tells root it may write a
+    0444 file, and knows nothing of immutable files or read-only mounts): the file is opened
+    for writing and a file is created in the folder, where SQLite makes its journal.
+    """
+    if path.exists():
+        try:
+            os.close(os.open(path, os.O_RDWR))
+        except OSError as e:
+            raise _store_error(
+                uri,
+                f"{path} is not writable: opening it for writing failed ({e.strerror})",
+                _unprotect(path, e.errno),
+            ) from None
+    folder = path.parent
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".write-check-", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise _store_error(
+            uri,
+            f"{folder} is not writable, so SQLite cannot create its journal "
+            f"({path.name}-journal) there and every write to {path} fails ({e.strerror})",
+            _unprotect(folder, e.errno),
+        ) from None
+
+
+def _unprotect(path: Path, code: int | None) -> str:
+    """How to make ``path`` writable, by why writing it failed (``errno``)."""
+    if code == errno.EROFS:
+        return f"mount the file system that holds {path} read-write"
+    if code == errno.EPERM:  # an immutable or append-only attribute, which stops root too
+        return f"clear its attribute (`lsattr -d {path}`, then `chattr -i -a {path}`)"
+    if code == errno.EACCES:
+        return f"let the user running the stage write it (`chmod u+w {path}`, or `chown` it)"
+    return f"make {path} writable"
 
 
 def _check_http(uri: str, timeout: float) -> None:
@@ -359,6 +478,102 @@ def _artifact_location(uri: str, name: str) -> str | None:
     if not database or database == ":memory:":
         return None
     return (Path(database).resolve().parent / "mlartifacts" / name).as_uri()
+
+
+#: The columns of MLflow's SQL schema that hold artifact locations: MLflow 3 (3.17 checked)
+#: keeps each run's under its experiment's, each logged model's under ``<experiment>/models``,
+#: and a registered version's storage location (its ``source`` is ``models:/<id>``, or a
+#: location in stores written by MLflow 2). Tables or columns a store lacks are skipped.
+LOCATION_COLUMNS = (
+    ("experiments", "artifact_location"),
+    ("runs", "artifact_uri"),
+    ("logged_models", "artifact_location"),
+    ("model_versions", "source"),
+    ("model_versions", "storage_location"),
+)
+
+
+def relocate_artifacts(uri: str) -> str | None:
+    """Point a copied or moved SQLite store at its own ``mlartifacts``; what was done, or None.
+
+    MLflow stores absolute artifact locations: an experiment made by :func:`ensure_experiment`
+    at ``<A>/mlflow.db`` keeps ``file://<A>/mlartifacts/<name>``, and its runs and models keep
+    locations under it. After ``cp -r A B`` (or ``mv``), B's runs would write their artifacts
+    into A and show A's files. So when B's store is opened, every location under an old
+    ``<A>/mlartifacts/`` prefix is rewritten to ``<B>/mlartifacts/``, in one transaction. The old
+    prefixes are those of experiments whose location is exactly what :func:`_artifact_location`
+    gives ``<A>/mlflow.db`` (``<A>/mlartifacts/<experiment name>``): a location the user chose
+    elsewhere is left alone. Cheap when there is nothing to do: one read of ``experiments``.
+    """
+    if urllib.parse.urlparse(uri).scheme.lower() != "sqlite":
+        return None
+    path = _sqlite_file(uri)
+    if path is None or not path.is_file() or path.stat().st_size == 0:
+        return None
+    here = (path.resolve().parent / "mlartifacts").as_uri() + "/"
+    con = sqlite3.connect(
+        f"file:{urllib.parse.quote(str(path))}?mode=rw",
+        uri=True,
+        timeout=STORE_TIMEOUT_S,
+        isolation_level=None,
+    )
+    try:
+        if not _old_prefixes(con, here):
+            return None
+        con.execute("BEGIN IMMEDIATE")  # again under the write lock: a parallel stage may have
+        old = _old_prefixes(con, here)  # done it meanwhile
+        counts: dict[str, int] = {}
+        for table, column in LOCATION_COLUMNS:
+            if column not in _columns(con, table):
+                continue
+            for prefix in old:
+                n = con.execute(
+                    f"UPDATE {table} SET {column} = ? || substr({column}, ?) "  # noqa: S608
+                    f"WHERE substr({column}, 1, ?) = ?",
+                    (here, len(prefix) + 1, len(prefix), prefix),
+                ).rowcount
+                counts[f"{table}.{column}"] = counts.get(f"{table}.{column}", 0) + n
+        con.execute("COMMIT")
+    except BaseException:
+        if con.in_transaction:
+            con.execute("ROLLBACK")
+        raise
+    finally:
+        con.close()
+    if not old:
+        return None
+    done = ", ".join(f"{column}: {n}" for column, n in counts.items() if n)
+    names = ", ".join(_local(p) for p in old)
+    missing = "" if Path(_local(here)).is_dir() else f" ({_local(here)} does not exist yet)"
+    return (
+        f"MLflow tracking store {uri}: its artifact locations pointed into {names}, the "
+        f"artifacts of the folder it was copied or moved from; now into {_local(here)}"
+        f"{missing}, beside it (rows rewritten: {done})."
+    )
+
+
+def _old_prefixes(con: sqlite3.Connection, here: str) -> list[str]:
+    """The ``file://<folder>/mlartifacts/`` prefixes, other than ``here``, under which this
+    store's experiments were created by :func:`ensure_experiment` (location = prefix + name)."""
+    if "artifact_location" not in _columns(con, "experiments"):
+        return []
+    found = set()
+    for name, location in con.execute("SELECT name, artifact_location FROM experiments"):
+        tail = "/mlartifacts/" + urllib.parse.quote(name)
+        if location and location.startswith("file://") and location.endswith(tail):
+            prefix = location[: -len(tail)] + "/mlartifacts/"
+            if prefix != here:
+                found.add(prefix)
+    return sorted(found)
+
+
+def _columns(con: sqlite3.Connection, table: str) -> set[str]:
+    return {row[1] for row in con.execute(f"PRAGMA table_info({table})")}
+
+
+def _local(location: str) -> str:
+    """A ``file://`` URI as a local path (the trailing slash dropped)."""
+    return urllib.request.url2pathname(urllib.parse.urlparse(location).path).rstrip("/")
 
 
 def ui_url(experiment_id: str, base: str = "http://127.0.0.1:5000") -> str:

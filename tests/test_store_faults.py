@@ -1,0 +1,333 @@
+"""Faults of the MLflow tracking store (issue 27): a read-only or full SQLite store is refused
+by the store check, a copied project's store writes and reads its own artifacts, and a model
+whose files were deleted is logged and registered again.
+
+Real SQLite stores in temporary folders, real file systems (chmod, chattr, tmpfs mounts where
+this machine permits them); no mock of MLflow."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import sqlite3
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import mlflow
+import mlflow.pytorch
+import numpy as np
+import pytest
+import torch
+
+from simlearn import tracking
+from simlearn.tracking import store as tracking_store
+
+SECTION = {"task": "metric", "dataset": "digits", "model": {"name": "convnet"}}
+MIB = 2**20
+
+
+@pytest.fixture(scope="module")
+def empty_db(tmp_path_factory) -> Path:
+    """An initialised, empty MLflow database: MLflow's migrations take seconds, a copy ms."""
+    db = tmp_path_factory.mktemp("template") / "mlflow.db"
+    mlflow.MlflowClient(f"sqlite:///{db}").search_experiments()
+    return db
+
+
+def _project(folder: Path, empty_db: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "dvc.yaml").write_text("stages: {}\n")
+    shutil.copy(empty_db, folder / "mlflow.db")
+    return folder
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch, empty_db) -> Path:
+    """A project folder (dvc.yaml, an empty store) as the working directory; default URI rule."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.chdir(_project(tmp_path / "project", empty_db))
+    return tmp_path / "project"
+
+
+@pytest.fixture(scope="module")
+def plain_db(tmp_path_factory) -> Path:
+    """A SQLite database with one table: what the store check reads (it never reads MLflow's
+    tables), made in ms where MLflow's migrations take seconds."""
+    db = tmp_path_factory.mktemp("plain") / "mlflow.db"
+    with contextlib.closing(sqlite3.connect(db)) as con:
+        con.execute("CREATE TABLE t (x)")
+        con.commit()
+    return db
+
+
+@pytest.fixture
+def folder(tmp_path, monkeypatch, plain_db) -> Path:
+    """A project folder whose ``mlflow.db`` is :func:`plain_db`, as the working directory."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.chdir(_project(tmp_path / "project", plain_db))
+    return tmp_path / "project"
+
+
+def _refused(uri: str, monkeypatch, *needles: str) -> tuple[str, float]:
+    """A stage's first MLflow call on ``uri`` raises TrackingStoreError naming it, the needles
+    and the fix: (message, seconds it took)."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    t0 = time.perf_counter()
+    with pytest.raises(tracking.TrackingStoreError) as e:
+        tracking.start_run("k", SECTION, dataset="digits")
+    seconds = time.perf_counter() - t0
+    msg = str(e.value)
+    assert msg.startswith(f"MLflow tracking store {uri}: "), msg
+    assert "Fix: " in msg, msg
+    for needle in needles:
+        assert needle in msg, msg
+    assert seconds < 5, seconds
+    return msg, seconds
+
+
+# ----------------------------------------------------------------------------- read-only store
+
+
+@contextlib.contextmanager
+def _write_protected(path: Path, mode: int) -> Iterator[str]:
+    """``path`` chmod'ed to ``mode``, and, when we run as root, immutable (``chattr +i``): root
+    writes through any mode (CAP_DAC_OVERRIDE), not through the immutable attribute. Yields the
+    command the error should suggest; skips when no protection holds here."""
+    old = path.stat().st_mode & 0o7777
+    path.chmod(mode)
+    immutable = False
+    try:
+        if os.geteuid() == 0:
+            try:
+                r = subprocess.run(["chattr", "+i", str(path)], capture_output=True, text=True)
+            except FileNotFoundError:
+                pytest.skip("running as root without chattr: no way to make a file read-only")
+            if r.returncode:
+                pytest.skip(f"running as root and `chattr +i {path}` failed: {r.stderr.strip()}")
+            immutable = True
+        yield "chattr -i" if immutable else "chmod u+w"
+    finally:
+        if immutable:
+            subprocess.run(["chattr", "-i", str(path)], check=True)
+        path.chmod(old)
+
+
+def test_read_only_database_file_is_refused_within_seconds_naming_it(folder, monkeypatch):
+    db = folder / "mlflow.db"
+    with _write_protected(db, 0o444) as fix:
+        with pytest.raises(OSError):  # the protection holds: nobody here can write the file
+            os.close(os.open(db, os.O_RDWR))
+        _refused(f"sqlite:///{db}", monkeypatch, f"{db} is not writable", fix)
+    tracking.check_store(f"sqlite:///{db}")  # writable again: accepted
+
+
+def test_read_only_database_folder_is_refused_within_seconds_naming_it(folder, monkeypatch):
+    db = folder / "mlflow.db"
+    with _write_protected(folder, 0o555) as fix:
+        with pytest.raises(OSError):  # the protection holds: no journal can be created there
+            (folder / "mlflow.db-journal").touch()
+        _refused(
+            f"sqlite:///{db}",
+            monkeypatch,
+            f"{folder} is not writable, so SQLite cannot create its journal",
+            fix,
+        )
+    assert not (folder / "mlflow.db-journal").exists()
+    tracking.check_store(f"sqlite:///{db}")
+
+
+# ----------------------------------------------------------------------------- full store
+
+
+@contextlib.contextmanager
+def _small_disk(folder: Path, mib: int) -> Iterator[None]:
+    """A ``mib`` MiB tmpfs mounted on ``folder``; skips where mounting is not permitted."""
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        r = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={mib}m", "tmpfs", str(folder)],
+            capture_output=True,
+            text=True,
+        )
+    except FileNotFoundError:
+        pytest.skip("no mount command: cannot make a small file system")
+    if r.returncode:
+        pytest.skip(f"cannot mount a {mib} MiB tmpfs here: {r.stderr.strip()}")
+    try:
+        yield
+    finally:
+        # lazy: detached even if a failed check left a file open there
+        subprocess.run(["umount", "--lazy", str(folder)], check=True)
+
+
+def _free_mib(msg: str) -> float:
+    found = re.search(r"only ([0-9.]+) MiB free", msg)
+    assert found, msg
+    return float(found.group(1))
+
+
+def test_store_on_a_small_disk_is_refused_with_its_free_space(tmp_path, monkeypatch, plain_db):
+    folder = tmp_path / "small"
+    with _small_disk(folder, 8):
+        shutil.copy(plain_db, folder / "mlflow.db")
+        free = shutil.disk_usage(folder).free / MIB
+        msg, _ = _refused(
+            f"sqlite:///{folder}/mlflow.db",
+            monkeypatch,
+            f"the disk that holds {folder} (",
+            "32 MiB",
+        )
+    assert abs(_free_mib(msg) - free) < 0.1 and free < 8, (free, msg)
+
+
+def test_artifacts_on_a_small_disk_are_refused(folder, monkeypatch):
+    artifacts = folder / "mlartifacts"
+    with _small_disk(artifacts, 4):
+        msg, _ = _refused(
+            f"sqlite:///{folder}/mlflow.db", monkeypatch, f"the disk that holds {artifacts} ("
+        )
+    assert 3.9 < _free_mib(msg) <= 4.0, msg
+
+
+def test_free_space_bound_refuses_a_disk_with_less_and_accepts_one_with_more(folder):
+    uri = f"sqlite:///{folder}/mlflow.db"
+    free = shutil.disk_usage(folder).free
+    with pytest.raises(tracking.TrackingStoreError, match="MiB free") as e:
+        tracking.check_store(uri, min_free=free + 2**30)
+    assert abs(_free_mib(str(e.value)) - free / MIB) < 64, str(e.value)  # others write too
+    assert f"at least {(free + 2**30) / MIB:.0f} MiB" in str(e.value)
+    tracking.check_store(uri, min_free=free // 2)
+    assert tracking_store.MIN_FREE_BYTES == 32 * MIB
+
+
+# ----------------------------------------------------------------------------- copied project
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+def _net(seed: int) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 3)).eval()
+
+
+X = np.arange(8, dtype=np.float32).reshape(2, 1, 2, 2) / 8  # (B, C, H, W)
+
+
+@pytest.mark.slow
+def test_copied_project_writes_and_reads_its_own_artifacts(tmp_path, monkeypatch, empty_db, capfd):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    a = _project(tmp_path / "A", empty_db)
+    monkeypatch.chdir(a)
+    with tracking.training_run("k", SECTION, dataset="digits") as old_run:
+        (tmp_path / "note.txt").write_text("logged in A")
+        tracking.log_artifact(old_run, tmp_path / "note.txt", "files")
+    tracking.publish_model(old_run, lambda: (_net(1), X[:1]))
+    elsewhere = (tmp_path / "elsewhere" / "own").as_uri()  # a user's choice: never moved
+    own_exp = mlflow.MlflowClient(tracking.tracking_uri()).create_experiment(
+        "own", artifact_location=elsewhere
+    )
+
+    b = tmp_path / "B"
+    shutil.copytree(a, b)  # cp -r A B
+    (b / "mlartifacts/digits" / old_run / "artifacts/files/note.txt").write_text("B's copy")
+    for model in (a / "mlartifacts/digits/models").iterdir():
+        shutil.rmtree(model)  # only B has the model's files now
+    before = _files(a)
+
+    monkeypatch.chdir(b)
+    capfd.readouterr()
+    cl = tracking_store.get_client()
+    said = capfd.readouterr().err
+    (line,) = [x for x in said.splitlines() if "mlartifacts" in x]  # said once
+    assert f"{a}/mlartifacts" in line and f"{b}/mlartifacts" in line, said
+    with tracking.training_run("k2", SECTION, dataset="digits") as new_run:
+        tracking.log_artifact(new_run, tmp_path / "note.txt", "files")
+    tracking.log_artifact(old_run, tmp_path / "note.txt", "more")
+
+    assert _files(a) == before  # nothing new in A
+    art = b / "mlartifacts/digits"
+    assert (art / new_run / "artifacts/files/note.txt").read_text() == "logged in A"
+    assert (art / old_run / "artifacts/more/note.txt").read_text() == "logged in A"
+    assert Path(cl.download_artifacts(old_run, "files/note.txt")).read_text() == "B's copy"
+    assert cl.get_experiment(own_exp).artifact_location == elsewhere
+    assert cl.get_run(old_run).info.artifact_uri == f"{art.as_uri()}/{old_run}/artifacts"
+    monkeypatch.setenv("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "false")
+    loaded = mlflow.pytorch.load_model("models:/k/1")  # from B: A's copy is gone
+    with torch.no_grad():
+        np.testing.assert_allclose(
+            loaded(torch.from_numpy(X)).numpy(), _net(1)(torch.from_numpy(X))
+        )
+
+    assert tracking_store.relocate_artifacts(tracking.tracking_uri()) is None  # done once
+    with sqlite3.connect(b / "mlflow.db") as con:  # no location of B's store still names A
+        for table, column in (
+            ("experiments", "artifact_location"),
+            ("runs", "artifact_uri"),
+            ("model_versions", "storage_location"),
+            ("logged_models", "artifact_location"),
+        ):
+            values = [v for (v,) in con.execute(f"SELECT {column} FROM {table}")]  # noqa: S608
+            assert values and not [v for v in values if str(a) + "/" in v], (table, values)
+
+
+# ----------------------------------------------------------------------------- deleted model
+
+
+@pytest.mark.slow
+def test_model_whose_files_were_deleted_is_logged_and_registered_again(project, monkeypatch, capfd):
+    with tracking.training_run("k", SECTION, dataset="digits") as run_id:
+        pass
+    assert tracking.publish_model(run_id, lambda: (_net(1), X[:1]))
+    assert not tracking.publish_model(run_id, lambda: (_net(1), X[:1]))  # there: not again
+    models = project / "mlartifacts/digits/models"
+    (first,) = list(models.iterdir())
+    shutil.rmtree(first)  # the whole model artifact folder
+    capfd.readouterr()
+    assert tracking.publish_model(run_id, lambda: (_net(2), X[:1]))
+    said = capfd.readouterr().err
+    (line,) = [x for x in said.splitlines() if "logged again" in x]  # said once
+    assert first.name in line and run_id in line, said
+    cl = mlflow.MlflowClient(tracking.tracking_uri())
+    assert sorted(int(v.version) for v in cl.search_model_versions("name = 'k'")) == [1, 2]
+    monkeypatch.setenv("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "false")
+    tracking.configure()
+    loaded = mlflow.pytorch.load_model("models:/k/latest")
+    with torch.no_grad():
+        np.testing.assert_allclose(
+            loaded(torch.from_numpy(X)).numpy(), _net(2)(torch.from_numpy(X))
+        )
+
+    (second,) = [m for m in models.iterdir() if m != first]
+    (second / "artifacts/data/model.pt2").unlink()  # only the weights: as broken
+    assert tracking.publish_model(run_id, lambda: (_net(3), X[:1]))
+    assert len(cl.search_model_versions("name = 'k'")) == 3
+    assert not tracking.publish_model(run_id, lambda: (_net(3), X[:1]))
+
+
+class _Weightless(torch.nn.Module):
+    """Settings and no learned tensor, with a step torch.export cannot trace: logged as JSON."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.method = "sgbm"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(x.numpy().reshape(len(x), -1).copy())  # leaves the graph
+
+
+@pytest.mark.slow
+def test_settings_whose_file_was_deleted_are_logged_again(project):
+    with tracking.training_run("sgbm", SECTION, dataset="digits") as run_id:
+        pass
+    assert tracking.publish_model(run_id, lambda: (_Weightless(), X))
+    settings = project / "mlartifacts/digits" / run_id / "artifacts/model/settings.json"
+    assert not tracking.publish_model(run_id, lambda: (_Weightless(), X))
+    settings.unlink()
+    assert tracking.publish_model(run_id, lambda: (_Weightless(), X))
+    assert '"method": "sgbm"' in settings.read_text()
