@@ -11,57 +11,19 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import shutil
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from tests.projects import DIGITS_PARAMS, copy_reproduced, dvc, user_env
 
-ROOT = Path(__file__).resolve().parents[1]
 ALWAYS_RUN = {"local_files"}  # dvc.yaml: always_changed, same output
-
-PARAMS: dict[str, Any] = {
-    "datasets": {
-        "digits": {
-            "source": "digits",
-            "test_fraction": 0.3,
-            "validation": {"min_rows_per_split": 100},
-        }
-    },
-    "experiments": {
-        "raw": {"task": "metric", "dataset": "digits", "model": {"name": "raw"}},
-        "triplet": {  # the distances stage reads triplet and raw
-            "task": "metric",
-            "dataset": "digits",
-            "model": {"name": "convnet", "embedding_dim": 8, "width": 4},
-            "loss": {"name": "triplet"},
-            "sampler": {"steps_per_epoch": 2},
-            "train": {"epochs": 1},
-        },
-    },
-}
-
-
-def dvc(repo: Path, env: dict[str, str], *args: str, ok: bool = True) -> str:
-    res = subprocess.run(
-        [str(Path(sys.executable).parent / "dvc"), *args],
-        cwd=repo,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    out = res.stdout + res.stderr
-    assert (res.returncode == 0) == ok, (
-        f"dvc {' '.join(args)}: exit {res.returncode}\n{out[-4000:]}"
-    )
-    return out
+PARAMS = DIGITS_PARAMS
 
 
 def outputs(repo: Path) -> dict[str, str]:
@@ -75,32 +37,14 @@ def outputs(repo: Path) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def repo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str], str]:
-    repo = tmp_path_factory.mktemp("repo")
-    for item in ("dvc.yaml", "stages", "src", ".dvc", ".dvcignore", ".gitignore"):
-        src = ROOT / item
-        if src.is_dir():
-            shutil.copytree(src, repo / item, ignore=shutil.ignore_patterns("__pycache__", "tmp"))
-        else:
-            shutil.copy(src, repo / item)
-    (repo / "params.yaml").write_text(yaml.safe_dump(PARAMS, sort_keys=False))
-    env = {
-        **os.environ,
-        "PATH": str(Path(sys.executable).parent) + os.pathsep + os.environ["PATH"],
-        "GIT_AUTHOR_NAME": "t",
-        "GIT_AUTHOR_EMAIL": "t@t",
-        "GIT_COMMITTER_NAME": "t",
-        "GIT_COMMITTER_EMAIL": "t@t",
-        "PYTHONPATH": str(repo / "src"),
-    }
-    env.pop("MLFLOW_TRACKING_URI", None)
-    for cmd in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "init"]):
-        subprocess.run(cmd, cwd=repo, env=env, check=True, capture_output=True)
-    log = dvc(repo, env, "repro")
-    # the lock and the reports git keeps: `dvc exp run` starts from this commit
-    for cmd in (["git", "add", "-A"], ["git", "commit", "-qm", "repro"]):
-        subprocess.run(cmd, cwd=repo, env=env, check=True, capture_output=True)
-    return repo, env, log
+def repo(
+    reproduced_digits: tuple[Path, str], tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, dict[str, str], str]:
+    """A copy of the session's reproduced digits project (committed: `dvc exp run` starts from
+    that commit), its user's environment and the log of its `dvc repro`."""
+    template, log = reproduced_digits
+    repo = copy_reproduced(template, tmp_path_factory.mktemp("edits") / "repo")
+    return repo, user_env(repo), log
 
 
 @pytest.mark.slow

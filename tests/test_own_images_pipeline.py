@@ -10,18 +10,14 @@ JPEG must stop in ``validate@``, naming that file, before anything trains.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-import yaml
+from tests.projects import BIN, copy_project, git_commit, user_env
 
 from simlearn.data.synthetic_shapes import make_image_folder
-
-ROOT = Path(__file__).resolve().parents[1]
 
 DATASET = {"source": "image_folder", "path": "photos", "split_by": "class", "test_classes": 0.5}
 NET = {
@@ -36,35 +32,18 @@ RAW = {"task": "metric", "dataset": "shapes", "model": {"name": "raw", "normaliz
 
 
 def _repo(tmp: Path, experiments: dict) -> tuple[Path, dict]:
-    repo = tmp / "repo"
-    repo.mkdir()
-    for item in ("dvc.yaml", "stages", "src", ".dvc", ".dvcignore", ".gitignore"):
-        src = ROOT / item
-        if src.is_dir():
-            shutil.copytree(src, repo / item, ignore=shutil.ignore_patterns("__pycache__", "tmp"))
-        else:
-            shutil.copy(src, repo / item)
     params = {"datasets": {"shapes": DATASET}, "experiments": experiments}
-    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    repo = copy_project(tmp / "repo", params)
     with (repo / ".gitignore").open("a") as f:
         f.write("/photos\n")
-    bindir = str(Path(sys.executable).parent)
-    env = {
-        **os.environ,
-        "PATH": bindir + os.pathsep + os.environ["PATH"],
-        "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t",
-        "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t",
-        "PYTHONPATH": str(repo / "src"),
-    }  # fmt: skip
-    env.pop("MLFLOW_TRACKING_URI", None)
-    for cmd in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "init"]):
-        subprocess.run(cmd, cwd=repo, env=env, check=True, capture_output=True)
+    env = user_env(repo)
+    git_commit(repo, env, "init", init=True)
     return repo, env
 
 
 def _repro(repo: Path, env: dict, *targets: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [str(Path(sys.executable).parent / "dvc"), "repro", *targets],
+        [str(BIN / "dvc"), "repro", *targets],
         cwd=repo, env=env, capture_output=True, text=True, timeout=1200,
     )  # fmt: skip
 
@@ -101,7 +80,7 @@ def test_own_image_folder_trains_and_beats_raw_pixels_on_unseen_classes(photos, 
 
     # editing a photo reruns the download (the local_files fingerprint), nothing else changed
     status = subprocess.run(
-        [str(Path(sys.executable).parent / "dvc"), "status", "download@shapes"],
+        [str(BIN / "dvc"), "status", "download@shapes"],
         cwd=repo, env=env, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert "changed" not in status.stdout, status.stdout

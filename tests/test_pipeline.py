@@ -1,17 +1,15 @@
 """End to end: `dvc repro` of a reduced params.yaml in a fresh git repo, then MLflow read-back."""
 
 import json
-import os
 import re
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from tests.projects import BIN, copy_project, git_commit, run, user_env
 from tests.test_plots_offline import _check_every_plot_drawn, _dvc, _open_offline, _plot_files
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -69,38 +67,12 @@ PARAMS = {
 }
 
 
-def run(cmd, cwd, env):
-    res = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
-    assert res.returncode == 0, (
-        f"{' '.join(cmd)} failed:\n{res.stdout[-3000:]}\n{res.stderr[-3000:]}"
-    )
-    return res.stdout + res.stderr
-
-
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory):
-    repo = tmp_path_factory.mktemp("repo")
-    for item in ("dvc.yaml", "stages", "src", ".dvc", ".dvcignore", ".gitignore"):
-        src = ROOT / item
-        if src.is_dir():
-            shutil.copytree(src, repo / item, ignore=shutil.ignore_patterns("__pycache__", "tmp"))
-        else:
-            shutil.copy(src, repo / item)
-    (repo / "params.yaml").write_text(yaml.safe_dump(PARAMS, sort_keys=False))
-    bindir = str(Path(sys.executable).parent)
-    env = {
-        **os.environ,
-        "PATH": bindir + os.pathsep + os.environ["PATH"],
-        "GIT_AUTHOR_NAME": "t",
-        "GIT_AUTHOR_EMAIL": "t@t",
-        "GIT_COMMITTER_NAME": "t",
-        "GIT_COMMITTER_EMAIL": "t@t",
-        "PYTHONPATH": str(repo / "src"),
-    }
-    env.pop("MLFLOW_TRACKING_URI", None)
-    run(["git", "init", "-q"], repo, env)
-    run(["git", "add", "-A"], repo, env)
-    run(["git", "commit", "-qm", "init"], repo, env)
+    repo = copy_project(tmp_path_factory.mktemp("repo"), PARAMS)
+    env = user_env(repo)
+    git_commit(repo, env, "init", init=True)
+    bindir = str(BIN)
     # every Python process of the run prints what it imports (to stderr, merged in order with
     # DVC's "Running stage" lines): the code-digest test reads it
     res = subprocess.run(

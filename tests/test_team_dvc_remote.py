@@ -25,7 +25,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,9 +32,8 @@ from typing import Any
 
 import pytest
 import yaml
+from tests.projects import BIN, DIGITS_PARAMS, copy_reproduced, dvc, git_commit, run, user_env
 
-ROOT = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
 WEED = shutil.which("weed", path=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
 
 pytestmark = [
@@ -58,26 +56,7 @@ FRESH_CLONE_WRITES = {"plots_template"}
 BUCKET = "simlearn"
 REMOTE = f"s3://{BUCKET}/dvc-cache"
 
-PARAMS: dict[str, Any] = {
-    "datasets": {
-        "digits": {
-            "source": "digits",
-            "test_fraction": 0.3,
-            "validation": {"min_rows_per_split": 100},
-        }
-    },
-    "experiments": {
-        "raw": {"task": "metric", "dataset": "digits", "model": {"name": "raw"}},
-        "triplet": {  # the distances stage reads triplet and raw
-            "task": "metric",
-            "dataset": "digits",
-            "model": {"name": "convnet", "embedding_dim": 8, "width": 4},
-            "loss": {"name": "triplet"},
-            "sampler": {"steps_per_epoch": 2},
-            "train": {"epochs": 1},
-        },
-    },
-}
+PARAMS = DIGITS_PARAMS  # the pipeline of clone A (tests/projects.py)
 #: the DVC-cached outputs of that pipeline: what `dvc push` sends and `dvc pull` brings back
 PUSHED = {
     "data/digits",
@@ -201,17 +180,6 @@ def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
             Path(f"/tmp/seaweedfs-{kind}-grpc-{grpc}.sock").unlink(missing_ok=True)
 
 
-def _run(cmd: list[str], cwd: Path, env: dict[str, str], ok: bool = True) -> str:
-    res = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
-    out = res.stdout + res.stderr
-    assert (res.returncode == 0) == ok, f"{' '.join(cmd)}: exit {res.returncode}\n{out[-4000:]}"
-    return out
-
-
-def _dvc(repo: Path, env: dict[str, str], *args: str, ok: bool = True) -> str:
-    return _run([str(BIN / "dvc"), *args], repo, env, ok)
-
-
 def _ran(log: str) -> set[str]:
     return set(re.findall(r"Running stage '([^']+)'", log))
 
@@ -231,57 +199,43 @@ def _env(repo: Path, s3: dict[str, str]) -> dict[str, str]:
     machine user's, no instance-metadata lookups (they wait for a timeout with no network)."""
     empty = repo.parent / "aws-empty"
     empty.touch()
-    env = {
-        **os.environ,
-        "PATH": str(BIN) + os.pathsep + os.environ["PATH"],
-        "GIT_AUTHOR_NAME": "t",
-        "GIT_AUTHOR_EMAIL": "t@t",
-        "GIT_COMMITTER_NAME": "t",
-        "GIT_COMMITTER_EMAIL": "t@t",
-        "PYTHONPATH": str(repo / "src"),
-        "AWS_ACCESS_KEY_ID": s3["key"],
-        "AWS_SECRET_ACCESS_KEY": s3["secret"],
-        "AWS_CONFIG_FILE": str(empty),
-        "AWS_SHARED_CREDENTIALS_FILE": str(empty),
-        "AWS_EC2_METADATA_DISABLED": "true",
-    }
-    for name in ("MLFLOW_TRACKING_URI", "AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL"):
+    env = user_env(
+        repo,
+        AWS_ACCESS_KEY_ID=s3["key"],
+        AWS_SECRET_ACCESS_KEY=s3["secret"],
+        AWS_CONFIG_FILE=str(empty),
+        AWS_SHARED_CREDENTIALS_FILE=str(empty),
+        AWS_EC2_METADATA_DISABLED="true",
+    )
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL"):
         env.pop(name, None)
     return env
 
 
 @pytest.fixture(scope="module")
-def team(s3: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """Clone A trains and pushes; clone B, a `git clone` of A, pulls and runs `dvc repro`."""
-    a = tmp_path_factory.mktemp("team") / "a"
-    a.mkdir()
-    for item in ("dvc.yaml", "stages", "src", ".dvc", ".dvcignore", ".gitignore"):
-        src = ROOT / item
-        if src.is_dir():
-            shutil.copytree(src, a / item, ignore=shutil.ignore_patterns("__pycache__", "tmp"))
-        else:
-            shutil.copy(src, a / item)
-    (a / ".dvc" / "config.local").unlink(missing_ok=True)
-    (a / "params.yaml").write_text(yaml.safe_dump(PARAMS, sort_keys=False))
+def team(
+    s3: dict[str, str],
+    reproduced_digits: tuple[Path, str],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> dict[str, Any]:
+    """Clone A (a copy of the session's reproduced digits project) adds the team's remote,
+    commits it and pushes; clone B, a `git clone` of A, pulls and runs `dvc repro`."""
+    template, repro_a = reproduced_digits
+    a = copy_reproduced(template, tmp_path_factory.mktemp("team") / "a")
     env_a = _env(a, s3)
-    _run(["git", "init", "-q"], a, env_a)
     # what the README tells the team to commit: the remote and its endpoint, no credentials
-    _dvc(a, env_a, "remote", "add", "-d", "team", REMOTE)
-    _dvc(a, env_a, "remote", "modify", "team", "endpointurl", s3["endpoint"])
-    _run(["git", "add", "-A"], a, env_a)
-    _run(["git", "commit", "-qm", "init"], a, env_a)
-    repro_a = _dvc(a, env_a, "repro")
-    _run(["git", "add", "-A"], a, env_a)  # dvc.lock and the reports git keeps
-    _run(["git", "commit", "-qm", "repro"], a, env_a)
-    push = _dvc(a, env_a, "push")
+    dvc(a, env_a, "remote", "add", "-d", "team", REMOTE)
+    dvc(a, env_a, "remote", "modify", "team", "endpointurl", s3["endpoint"])
+    git_commit(a, env_a, "the team's remote")
+    push = dvc(a, env_a, "push")
 
     b = a.parent / "b"
-    _run(["git", "clone", "-q", str(a), str(b)], a.parent, env_a)
+    run(["git", "clone", "-q", str(a), str(b)], a.parent, env_a)
     env_b = _env(b, s3)
     assert not (b / "data").exists() and not (b / "models").exists()  # a fresh clone
-    pull = _dvc(b, env_b, "pull")
+    pull = dvc(b, env_b, "pull")
     pulled = _files(b, ("data", "models"))
-    repro_b = _dvc(b, env_b, "repro")
+    repro_b = dvc(b, env_b, "repro")
     return {
         "a": a,
         "b": b,
@@ -314,13 +268,13 @@ def test_the_fresh_clone_retrains_nothing(team):
     ran = _ran(team["repro_b"])
     assert ran == ALWAYS_RUN | FRESH_CLONE_WRITES, team["repro_b"][-3000:]
     # and after it, DVC finds nothing to do but its always-changed stage
-    status = json.loads(_dvc(team["b"], team["env_b"], "status", "--json"))
+    status = json.loads(dvc(team["b"], team["env_b"], "status", "--json"))
     assert set(status) <= ALWAYS_RUN, status
 
 
 def test_cache_and_remote_are_in_sync_in_both_clones(team):
     for clone, env in (("a", "env_a"), ("b", "env_b")):
-        status = json.loads(_dvc(team[clone], team[env], "status", "-c", "--json"))
+        status = json.loads(dvc(team[clone], team[env], "status", "-c", "--json"))
         assert status == {}, (clone, status)
 
 
@@ -356,7 +310,7 @@ def test_the_remote_holds_the_cached_outputs_and_none_that_git_keeps(team, s3):
     assert all(md5 in remote for md5 in cached.values())
     assert not_cached and not any(md5 in remote for md5 in not_cached.values())
     # git keeps the outputs DVC does not cache, but for the plots page, which it ignores
-    tracked = set(_run(["git", "ls-files"], a, team["env_a"]).split())
+    tracked = set(run(["git", "ls-files"], a, team["env_a"]).split())
     assert not any(p.startswith(("data/", "models/")) for p in tracked)
     files = {p for p in not_cached if (a / p).is_file()}
     assert files - tracked == {"reports/plots_template.html"}
@@ -365,7 +319,7 @@ def test_the_remote_holds_the_cached_outputs_and_none_that_git_keeps(team, s3):
 
 def test_credentials_stay_out_of_git(team, s3):
     a, b = team["a"], team["b"]
-    for path in _run(["git", "ls-files"], a, team["env_a"]).split():
+    for path in run(["git", "ls-files"], a, team["env_a"]).split():
         assert s3["secret"] not in (a / path).read_text(errors="replace"), path
     config = (b / ".dvc" / "config").read_text()  # the colleague got the remote from git
     assert REMOTE in config and s3["endpoint"] in config
@@ -380,7 +334,7 @@ def test_an_edit_in_the_fresh_clone_retrains_only_it_into_its_own_store(team):
     params["experiments"]["triplet"]["train"]["lr"] = 0.01
     (b / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     before = _files(b, ("data", "models"))
-    log = _dvc(b, env, "repro")
+    log = dvc(b, env, "repro")
     edited = {"train@triplet", "embed@triplet", "evaluate@triplet", "distances", "report"}
     assert _ran(log) == edited | {"check_params"} | ALWAYS_RUN, log[-3000:]
     after = _files(b, ("data", "models"))

@@ -3,16 +3,13 @@ the same model and history as the hand-typed ``torchrun --nproc_per_node=2 stage
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
 import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import torch
-import yaml
+from tests.projects import BIN, copy_project, git_commit, run, user_env
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -27,52 +24,24 @@ SECTION = {
 
 
 def _project(root: Path, devices: int | str) -> tuple[Path, dict[str, str]]:
-    root.mkdir()
-    for item in ("dvc.yaml", "stages", ".dvc", ".dvcignore", ".gitignore"):
-        src = ROOT / item
-        if src.is_dir():
-            shutil.copytree(src, root / item, ignore=shutil.ignore_patterns("__pycache__", "tmp"))
-        else:
-            shutil.copy(src, root / item)
-    shutil.copytree(ROOT / "src", root / "src", ignore=shutil.ignore_patterns("__pycache__"))
     section = {**SECTION, "train": {**SECTION["train"], "devices": devices}}
-    params = {
-        "datasets": {"digits": {"source": "digits"}},
-        "experiments": {"ddp": section},
-    }
-    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    env = {
-        **os.environ,
-        "PATH": str(Path(sys.executable).parent) + os.pathsep + os.environ["PATH"],
-        "PYTHONPATH": str(root / "src"),
-        "GIT_AUTHOR_NAME": "t",
-        "GIT_AUTHOR_EMAIL": "t@t",
-        "GIT_COMMITTER_NAME": "t",
-        "GIT_COMMITTER_EMAIL": "t@t",
-        "OMP_NUM_THREADS": "1",
-    }
-    env.pop("MLFLOW_TRACKING_URI", None)
-    for cmd in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "init"]):
-        subprocess.run(cmd, cwd=root, env=env, check=True, capture_output=True)
+    params = {"datasets": {"digits": {"source": "digits"}}, "experiments": {"ddp": section}}
+    root = copy_project(root, params)
+    env = user_env(root, OMP_NUM_THREADS="1")
+    git_commit(root, env, "init", init=True)
     return root, env
-
-
-def _run(cmd: list[str], cwd: Path, env: dict) -> str:
-    res = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
-    assert res.returncode == 0, (res.stdout + res.stderr)[-4000:]
-    return res.stdout + res.stderr
 
 
 @pytest.mark.slow  # two DVC pipelines, two-process trainings
 def test_devices_2_through_dvc_repro_equals_a_hand_typed_two_process_torchrun(tmp_path):
-    dvc = str(Path(sys.executable).parent / "dvc")
+    dvc = str(BIN / "dvc")
     auto, env = _project(tmp_path / "auto", devices=2)
-    out = _run([dvc, "repro", "train@ddp"], auto, env)
+    out = run([dvc, "repro", "train@ddp"], auto, env)
     assert "train.devices: 2 processes" in out
 
     # the same command typed by hand under torchrun, in the same project (WORLD_SIZE is set, so
     # the stage does not launch itself again), into other output folders
-    _run(
+    run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
          "stages/train.py", "ddp", "data/digits", "models/hand", "reports/train/hand"],
         auto, env,

@@ -53,6 +53,35 @@ def test_distances_do_not_depend_on_the_block_size(
         np.testing.assert_array_equal(same, same_ref)
 
 
+@pytest.mark.parametrize(
+    ("distance", "formula"),
+    [
+        ("euclidean", lambda d: np.sqrt(np.sum(d * d))),
+        ("squared_euclidean", lambda d: np.sum(d * d)),
+        ("manhattan", lambda d: np.sum(np.abs(d))),
+        ("chebyshev", lambda d: np.max(np.abs(d))),
+    ],
+)
+def test_every_pair_by_pdist_equals_the_blocked_loop_and_a_brute_force_loop(
+    distance: str, formula
+) -> None:
+    """All pairs of a Minkowski distance come from scipy's pdist (one call); sampled pairs from
+    the blocked loop. Both agree with each other and with a plain double loop, pair by pair."""
+    from simlearn import distances
+    from simlearn.evaluation.pairs import blocked_pair_distances
+
+    rng = np.random.default_rng(5)
+    x = rng.integers(0, 256, size=(60, 300)).astype(np.float64) / 255  # quantised, like pixels
+    y = rng.integers(0, 4, 60)
+    d, same = pair_distances(x, y, distance=distance)
+    i, j = np.triu_indices(60, k=1)
+    blocked = blocked_pair_distances(x, i, j, distances.get(distance))
+    brute = np.array([formula(x[a] - x[b]) for a, b in zip(i, j, strict=True)])
+    np.testing.assert_allclose(d, blocked, rtol=1e-13, atol=0)
+    np.testing.assert_allclose(d, brute, rtol=1e-13, atol=0)
+    np.testing.assert_array_equal(same, y[i] == y[j])
+
+
 def test_verification_equals_sklearn_on_the_pair_list() -> None:
     rng = np.random.default_rng(1)
     x = rng.integers(-2, 3, size=(60, 2)).astype(float)  # integer grid: many tied distances

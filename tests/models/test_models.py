@@ -66,7 +66,8 @@ def test_raw_is_identity_and_lda_has_c_minus_1_dims():
     x[y == 1] += 2.0
     raw = fit_shallow("raw", x, y)
     xt = torch.tensor(x).float()
-    torch.testing.assert_close(raw(xt[:5]), xt[:5])
+    torch.testing.assert_close(raw(xt[:5]), xt[:5], rtol=0, atol=0)
+
     lda = fit_shallow("lda", x, y)
     z = lda(xt).double().numpy()
     assert z.shape == (90, 2)
@@ -80,7 +81,19 @@ def test_raw_is_identity_and_lda_has_c_minus_1_dims():
         fit_shallow("pca", x, y)
 
 
-@pytest.mark.parametrize("name", ["convnet", "lda"])
+def test_raw_of_large_images_holds_no_matrix_and_embeds_the_pixels_bit_for_bit(tmp_path):
+    # 64x64 RGB (D = 12,288): an identity matrix would be 604 MB in model.pt
+    x = torch.rand(3, 3, 64, 64)
+    spec = {"name": "raw", "normalize": False, "in_channels": 3,
+            "input_mean": [0.0] * 3, "input_std": [1.0] * 3}  # fmt: skip
+    model = Embedder(fit_shallow("raw", x.flatten(1).numpy(), np.arange(3)), [0.0] * 3, [1.0] * 3)
+    save_model(tmp_path / "model.pt", model, spec)
+    assert (tmp_path / "model.pt").stat().st_size < 100_000
+    loaded, _ = load_model(tmp_path / "model.pt")
+    assert torch.equal(loaded.eval()(x), x.flatten(1))
+
+
+@pytest.mark.parametrize("name", ["convnet", "lda", "raw"])
 def test_save_load_roundtrip_weights_only(tmp_path, name):
     spec = {
         "name": name,
@@ -97,7 +110,7 @@ def test_save_load_roundtrip_weights_only(tmp_path, name):
     else:
         x = np.random.default_rng(0).random((60, 16))
         y = np.repeat(np.arange(3), 20)
-        model = Embedder(fit_shallow("lda", x, y), [0.5], [0.25]).eval()
+        model = Embedder(fit_shallow(name, x, y), [0.5], [0.25]).eval()
     save_model(tmp_path / "model.pt", model, spec)
     blob = torch.load(tmp_path / "model.pt", weights_only=True)
     assert blob["spec"]["name"] == name

@@ -110,7 +110,8 @@ def pair_distances(
             (``||x_i - x_j||``), ``"cosine"`` (``1 - cos``), ``"manhattan"``, ``"chebyshev"`` or
             ``"dot"`` (``-x_i.x_j``), or an alias; its evaluation dissimilarity, computed in
             float64 (:meth:`~simlearn.distances.Distance.rowwise_numpy`, from the differences
-            for the Minkowski distances: no cancellation).
+            for the Minkowski distances: no cancellation; scipy's ``pdist`` when every pair is
+            wanted).
 
     Returns:
         distances (P,) float64 and same (P,) bool.
@@ -127,12 +128,24 @@ def pair_distances(
         raise ValueError("emb contains NaN or infinite values")
     x = distance.prepare_numpy(x, "emb")  # cosine: unit rows
     i, j = sample_pairs(x.shape[0], max_pairs, seed)
+    every = distance.all_pairs_numpy(x) if i.shape[0] == _n_pairs(x.shape[0]) else None
+    dist = every if every is not None else blocked_pair_distances(x, i, j, distance)
+    return dist, y[i] == y[j]
+
+
+def blocked_pair_distances(
+    x: np.ndarray, i: np.ndarray, j: np.ndarray, distance: Distance
+) -> np.ndarray:
+    """``distance`` of the pairs ``(x[i], x[j])``, in blocks of rows that stay in the CPU's cache:
+    float64 (P,). For any distance and any subset of pairs; :func:`pair_distances` takes
+    one ``pdist`` call instead when every pair of a Minkowski distance is wanted
+    (:meth:`~simlearn.distances.Distance.all_pairs_numpy`)."""
     dist = np.empty(i.shape[0], dtype=np.float64)  # (P,)
     block = _pair_block(x.shape[1])
     for s in range(0, i.shape[0], block):
         a, b = x[i[s : s + block]], x[j[s : s + block]]  # (B, D) each
         dist[s : s + block] = distance.to_distance(distance.rowwise_numpy(a, b))
-    return dist, y[i] == y[j]
+    return dist
 
 
 def pair_verification(distances: np.ndarray, same: np.ndarray) -> dict[str, float | np.ndarray]:

@@ -15,7 +15,7 @@ from simlearn.models.embedder import Embedder, embed_images, to_input
 from simlearn.models.encoders import build_encoder
 from simlearn.models.pretrained import ImageNetResNet, check_weights_available
 from simlearn.models.resnet import ResNetEmbedding
-from simlearn.models.shallow import LinearEmbedding, fit_shallow
+from simlearn.models.shallow import LinearEmbedding, PixelEmbedding, fit_shallow
 
 __all__ = [
     "ConvNet",
@@ -23,6 +23,7 @@ __all__ = [
     "ImageNetResNet",
     "check_weights_available",
     "LinearEmbedding",
+    "PixelEmbedding",
     "Embedder",
     "embed_images",
     "to_input",

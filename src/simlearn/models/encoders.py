@@ -11,7 +11,7 @@ from simlearn.config.metric import RESNETS
 from simlearn.models.convnet import ConvNet
 from simlearn.models.pretrained import ImageNetResNet, imagenet_state_dict
 from simlearn.models.resnet import ResNetEmbedding
-from simlearn.models.shallow import LinearEmbedding
+from simlearn.models.shallow import LinearEmbedding, PixelEmbedding
 
 
 def imagenet_stem(spec: dict[str, Any]) -> bool:
@@ -38,7 +38,9 @@ def build_encoder(spec: dict[str, Any], load_weights: bool = False) -> nn.Module
         )
     if name in RESNETS:
         return ResNetEmbedding(spec["in_channels"], spec["embedding_dim"], spec["normalize"], name)
-    if name in ("raw", "mahalanobis", "lda"):
+    if name == "raw":
+        return PixelEmbedding()
+    if name in ("mahalanobis", "lda"):
         return LinearEmbedding(torch.zeros(spec["weight_shape"]), torch.zeros(spec["mean_shape"]))
     raise ValueError(
         f"model.name={name!r}: allowed convnet, {', '.join(RESNETS)}, raw, mahalanobis, lda"
