@@ -28,14 +28,14 @@ PROJECT_FILES = ("dvc.yaml", "stages", "src", ".dvc", ".dvcignore", ".gitignore"
 
 #: digits with a fitted baseline (raw) and a trained model (triplet, two steps): every kind of
 #: stage of dvc.yaml runs (download, validate, train, embed, evaluate, distances, report, ...)
+#: digits with a test split of 30% (539 images), each split's size checked
+DIGITS: dict[str, Any] = {
+    "source": "digits",
+    "test_fraction": 0.3,
+    "validation": {"min_rows_per_split": 100},
+}
 DIGITS_PARAMS: dict[str, Any] = {
-    "datasets": {
-        "digits": {
-            "source": "digits",
-            "test_fraction": 0.3,
-            "validation": {"min_rows_per_split": 100},
-        }
-    },
+    "datasets": {"digits": DIGITS},
     "experiments": {
         "raw": {"task": "metric", "dataset": "digits", "model": {"name": "raw"}},
         "triplet": {  # the distances stage reads triplet and raw

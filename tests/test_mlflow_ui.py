@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from tests.projects import DIGITS
 
 pytestmark = pytest.mark.slow
 
@@ -39,13 +40,7 @@ BROWSER_FLAGS = [
 ]
 EVAL = {"embedding_map": "pca"}  # t-SNE would double the pipeline's time for nothing tested here
 PARAMS = {
-    "datasets": {
-        "digits": {
-            "source": "digits",
-            "test_fraction": 0.3,
-            "validation": {"min_rows_per_split": 100},
-        }
-    },
+    "datasets": {"digits": DIGITS},
     "experiments": {
         "raw": {
             "task": "metric",

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from tests.projects import BIN, copy_project, git_commit, run, user_env
+from tests.projects import BIN, DIGITS, copy_project, git_commit, run, user_env
 from tests.test_plots_offline import _check_every_plot_drawn, _dvc, _open_offline, _plot_files
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -18,11 +18,7 @@ ALWAYS_RUN = {"local_files"}
 
 PARAMS = {
     "datasets": {
-        "digits": {
-            "source": "digits",
-            "test_fraction": 0.3,
-            "validation": {"min_rows_per_split": 100},
-        },
+        "digits": DIGITS,
         "motorcycle": {"source": "motorcycle"},
     },
     "experiments": {

@@ -13,7 +13,6 @@ import re
 import shutil
 import sqlite3
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,6 +21,7 @@ import mlflow.pytorch
 import numpy as np
 import pytest
 import torch
+from tests.test_tracking import refused_within
 
 from simlearn import tracking
 from simlearn.tracking import store as tracking_store
@@ -74,19 +74,8 @@ def folder(tmp_path, monkeypatch, plain_db) -> Path:
 
 def _refused(uri: str, monkeypatch, *needles: str) -> tuple[str, float]:
     """A stage's first MLflow call on ``uri`` raises TrackingStoreError naming it, the needles
-    and the fix: (message, seconds it took)."""
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    t0 = time.perf_counter()
-    with pytest.raises(tracking.TrackingStoreError) as e:
-        tracking.start_run("k", SECTION, dataset="digits")
-    seconds = time.perf_counter() - t0
-    msg = str(e.value)
-    assert msg.startswith(f"MLflow tracking store {uri}: "), msg
-    assert "Fix: " in msg, msg
-    for needle in needles:
-        assert needle in msg, msg
-    assert seconds < 5, seconds
-    return msg, seconds
+    and the fix, within 5 s: (message, seconds it took)."""
+    return refused_within(uri, monkeypatch, 5.0, *needles)
 
 
 # ----------------------------------------------------------------------------- read-only store
