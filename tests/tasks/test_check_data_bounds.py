@@ -97,6 +97,23 @@ def test_metric_p_counts_the_classes_that_have_training_images(digits):
         PKSampler(labels, c + 1, 8)
 
 
+@pytest.mark.parametrize("name", ["mahalanobis", "lda"])
+def test_fitted_baselines_refuse_images_whose_matrix_would_not_fit(digits, name):
+    """mahalanobis and lda fit a D x D matrix of the pixels: D = 128 x 128 x 1 = 16,384 passes,
+    one more row of pixels is refused, naming the size and the image_size that fits; raw, with
+    no matrix, takes both."""
+    n = len(digits.labels)
+    at = dataclasses.replace(digits, images=np.zeros((n, 128, 128, 1), np.uint8))
+    over = dataclasses.replace(digits, images=np.zeros((n, 129, 128, 1), np.uint8))
+    passes(cfg_for("metric", model={"name": name}), at)
+    msg = refused(cfg_for("metric", model={"name": name}), over)
+    d = 129 * 128
+    assert msg.startswith(f"model.name={name!r} fits a {d:,} x {d:,} matrix of the pixels")
+    assert f"{d * d * 8 / 2**30:.1f} GiB" in msg and "at most 16,384" in msg
+    assert "datasets.d.image_size to 128 or less" in msg
+    passes(cfg_for("metric", model={"name": "raw"}), over)
+
+
 @pytest.mark.parametrize(("loss", "most"), [("batch_hard", 7), ("npairs", 6)])
 def test_metric_k_is_bounded_by_the_largest_class(digits, loss, most):
     """K beyond every class's images makes every class repeat an image in every batch (the

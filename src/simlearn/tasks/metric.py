@@ -97,12 +97,36 @@ def check_data(cfg: ExperimentConfig, ds: ImageDataset) -> None:
     check_heldout_evaluation(cfg, ds.labels, ds.splits, is_held)
     check_probe(cfg, ds.labels, ds.splits, is_held)
     if cfg.model.shallow:
+        check_fitted_size(cfg, ds.shape)
         return
     train = ds.indices("train", exclude=holdout)
     if len(train) == 0:
         raise ConfigError("holdout_classes: the training split is empty once they are removed")
     after = " once holdout_classes are removed" if len(holdout) else ""
     check_sampler(cfg, ds.labels[train], after)
+
+
+#: values per image (H x W x C) up to which ``mahalanobis`` and ``lda`` are fitted: both build a
+#: D x D float64 matrix (2 GiB at D = 16,384; 18 GiB at 128x128 RGB, D = 49,152) and decompose
+#: it in O(D^3) time, so a larger D is refused before any run starts, not minutes or hours later
+#: in a MemoryError. ``raw`` has no matrix and takes any size.
+MAX_FITTED_PIXELS = 16_384
+
+
+def check_fitted_size(cfg: ExperimentConfig, shape: tuple[int, ...]) -> None:
+    """``mahalanobis`` / ``lda`` on images of ``shape`` (H, W, C): at most
+    :data:`MAX_FITTED_PIXELS` values per image, else a ConfigError saying what to change."""
+    d = int(np.prod(shape))
+    if cfg.model.name in ("mahalanobis", "lda") and d > MAX_FITTED_PIXELS:
+        h, w, c = shape
+        side = int((MAX_FITTED_PIXELS / c) ** 0.5)
+        raise ConfigError(
+            f"model.name={cfg.model.name!r} fits a {d:,} x {d:,} matrix of the pixels of "
+            f"dataset {cfg.dataset!r} ({h}x{w}x{c} = {d:,} values per image; "
+            f"{d * d * 8 / 2**30:.1f} GiB, and its decomposition grows as the cube): at most "
+            f"{MAX_FITTED_PIXELS:,}. Set datasets.{cfg.dataset}.image_size to {side} or less, "
+            "or use model.name: raw (no matrix, any size)"
+        )
 
 
 def check_sampler(cfg: ExperimentConfig, labels: np.ndarray, after: str = "") -> None:
