@@ -52,6 +52,7 @@ def publish(
     from simlearn import tasks, tracking
 
     logged_models, logged_evals = [], []
+    tracking.close_unclosed_runs()  # left RUNNING by a training whose store failed with it
     runs, missing = {}, []
     for name in experiments:
         run_file = models / name / "run.json"

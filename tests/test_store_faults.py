@@ -13,6 +13,7 @@ import re
 import shutil
 import sqlite3
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -320,3 +321,95 @@ def test_settings_whose_file_was_deleted_are_logged_again(project):
     settings.unlink()
     assert tracking.publish_model(run_id, lambda: (_Weightless(), X))
     assert '"method": "sgbm"' in settings.read_text()
+
+
+# ----------------------------------------------------------------------------- a run left open
+
+_FAILING_TRAINING = """
+import os, subprocess, sys, warnings
+from simlearn import tracking
+from simlearn.tracking import store
+with tracking.training_run("k", {"task": "metric", "dataset": "digits"}, dataset="digits") as run:
+    print(run, flush=True)
+    os.chmod("mlflow.db", 0o444)
+    if os.geteuid() == 0:  # root writes through any mode, not through the immutable attribute
+        subprocess.run(["chattr", "+i", "mlflow.db"], check=True)
+    store._CLIENTS.clear()  # the next call opens the store again, as a new connection would
+    raise RuntimeError("epoch 2 of 3: the disk of the store is full")
+"""
+
+
+@pytest.fixture
+def left_open(project) -> Iterator[str]:
+    """The id of a run whose training failed while its store had become read-only: the training
+    process is gone, the run is still RUNNING, the store writable again."""
+    if os.geteuid() == 0 and shutil.which("chattr") is None:
+        pytest.skip("running as root without chattr: no way to make the store read-only")
+    db = project / "mlflow.db"
+    try:
+        r = subprocess.run(
+            [sys.executable, "-c", _FAILING_TRAINING], capture_output=True, text=True, timeout=120
+        )
+    finally:
+        if os.geteuid() == 0:
+            subprocess.run(["chattr", "-i", str(db)], check=False)
+        db.chmod(0o644)
+    assert r.returncode == 1 and "the disk of the store is full" in r.stderr, r.stderr[-3000:]
+    run_id = r.stdout.split()[0]
+    assert f"could not mark MLflow run {run_id} FAILED" in r.stderr, r.stderr[-3000:]
+    assert str(project / tracking.UNCLOSED_FILE) in r.stderr, r.stderr[-3000:]
+    cl = mlflow.MlflowClient(tracking.tracking_uri())
+    assert cl.get_run(run_id).info.status == "RUNNING"  # what the issue found: a run that lies
+    return run_id
+
+
+@pytest.mark.slow
+def test_a_run_left_running_by_a_failed_store_is_closed_failed_by_the_next_training(
+    project, left_open, capfd
+):
+    capfd.readouterr()
+    with tracking.training_run("other", SECTION, dataset="digits"):  # another key, same store
+        pass
+    said = capfd.readouterr().err
+    run = mlflow.MlflowClient(tracking.tracking_uri()).get_run(left_open)
+    assert run.info.status == "FAILED", run.info
+    error = run.data.tags[tracking.TAG_ERROR]
+    assert error.startswith("RuntimeError: epoch 2 of 3: the disk of the store is full"), error
+    assert "closed when the store answered again" in error
+    assert left_open in said and "closed 1 MLflow run" in said, said
+    assert not (project / tracking.UNCLOSED_FILE).exists()
+    assert tracking.close_unclosed_runs() == []  # once
+
+
+@pytest.mark.slow
+def test_a_run_left_running_by_a_failed_store_is_closed_by_report_before_it_publishes(
+    project, left_open
+):
+    assert tracking.close_unclosed_runs() == [left_open]
+    cl = mlflow.MlflowClient(tracking.tracking_uri())
+    assert cl.get_run(left_open).info.status == "FAILED"
+
+
+@pytest.mark.slow
+def test_a_resumed_run_left_open_by_a_failed_store_is_not_closed_and_ends_finished(
+    project, left_open
+):
+    assert tracking.resume_run(left_open) == left_open
+    assert not (project / tracking.UNCLOSED_FILE).exists()  # the record is the resume's now
+    assert tracking.close_unclosed_runs() == []
+    tracking.finish_run(left_open)
+    cl = mlflow.MlflowClient(tracking.tracking_uri())
+    run = cl.get_run(left_open)
+    assert run.info.status == "FINISHED" and tracking.TAG_ERROR not in run.data.tags
+
+
+def test_a_record_of_another_store_is_kept_for_that_store(project, monkeypatch):
+    other = "sqlite:////nonexistent/elsewhere/mlflow.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", other)
+    from simlearn.tracking import runs
+
+    assert "next stage" in runs._remember_unclosed("abc123", "FAILED", "E: x")
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")
+    assert tracking.close_unclosed_runs() == []
+    record = (project / tracking.UNCLOSED_FILE).read_text()
+    assert '"abc123"' in record and other in record

@@ -43,6 +43,8 @@ import yaml
 from mlflow.protos.databricks_pb2 import BAD_REQUEST
 from mlflow.tracking import MlflowClient
 
+from simlearn import tracking
+
 ROOT = Path(__file__).resolve().parents[1]
 TRACKED = ("dvc.yaml", "stages", "src", ".dvc", ".dvcignore", ".gitignore")
 EVAL = {"embedding_map": "pca"}  # t-SNE would double the pipeline's time for nothing tested here
@@ -618,11 +620,14 @@ def test_a_training_whose_server_stops_fails_within_15_s_and_resumes_its_run_whe
     assert team.server.uri in out, out[-3000:]
     before = {m.step for m in client.get_metric_history(run_id, "loss")}
     assert before and max(before) < EPOCHS
+    unclosed = json.loads((copy / tracking.UNCLOSED_FILE).read_text())  # to close it FAILED
+    assert unclosed[run_id]["status"] == "FAILED" and unclosed[run_id]["store"] == team.server.uri
 
     out = _finish(_start(cmd, copy, env), "the training, rerun once the server is back")
     assert f"MLflow run {run_id}" in out  # its own run, resumed, not a new one
     run = client.get_run(run_id)
     assert run.info.status == "FINISHED" and run.data.tags.get("resumes") == "1"
+    assert not (copy / tracking.UNCLOSED_FILE).exists()  # resumed, so not closed FAILED
     history = pd.read_csv(copy / "reports/train/triplet/history.csv")
     logged = {m.step: m.value for m in client.get_metric_history(run_id, "loss")}
     assert logged == pytest.approx(dict(zip(history["epoch"], history["loss"], strict=True))), (

@@ -8,7 +8,11 @@
   while the stage trains, FINISHED only when the block completes, FAILED (tag ``error``) on any
   exception, KILLED on Ctrl-C or SIGTERM. A run whose process died without a word (SIGKILL, power
   loss) is marked KILLED when the next training of its key starts with other params; a resumed
-  training (same params, checkpoint present) continues its own run. ``evaluate`` writes files
+  training (same params, checkpoint present) continues its own run. A run whose store failed
+  while the training failed (a server down, a full or read-only database) cannot be closed then:
+  :func:`fail_run` writes its status and error to ``checkpoints/unclosed_runs.json``, and the
+  next stage that opens the same store (any training, or ``report``) closes it FAILED with that
+  error (:func:`close_unclosed_runs`), unless the training resumes it. ``evaluate`` writes files
   only; the ``report`` stage finds each experiment's run by id (:func:`read_run_file`, the
   ``run.json`` that ``train`` wrote) and adds its evaluation and model to it
   (:mod:`simlearn.tracking.publishing`) without changing the run's state; a run the current
@@ -19,6 +23,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import getpass
 import hashlib
 import json
@@ -56,6 +62,7 @@ TAG_PID_START = "simlearn.pid_start"  # its start time in clock ticks (/proc; gu
 TAG_HOST = "simlearn.host"
 
 _ERROR_TAG_CHARS = 5000  # MLflow caps tag values at 8000 characters
+UNCLOSED_FILE = Path("checkpoints") / "unclosed_runs.json"  # under the project root
 
 
 # ----------------------------------------------------------------------------- runs
@@ -171,6 +178,7 @@ def start_run(
     """
     root = repo_root(root)
     client = get_client()
+    close_unclosed_runs(root)
     exp_id = ensure_experiment(experiment_name(experiment, dataset, layout), root, dataset, layout)
     section = _section_tags(params)
     git = git_state(root)
@@ -214,6 +222,8 @@ def resume_run(run_id: str) -> str | None:
     if not run_in_store(run_id):
         return None
     client = get_client()
+    _forget_unclosed(repo_root(), {run_id})  # it goes on: not to be closed by another stage
+    close_unclosed_runs()
     run = client.get_run(run_id)
     client.update_run(run_id, status="RUNNING")
     resumes = int(run.data.tags.get("resumes", "0")) + 1
@@ -255,8 +265,108 @@ def fail_run(run_id: str, error: BaseException) -> str:
         client.set_tag(run_id, TAG_ERROR, message[:_ERROR_TAG_CHARS])
         client.set_terminated(run_id, status)
     except Exception as e:  # the store itself may be what failed
-        warnings.warn(f"could not mark MLflow run {run_id} {status}: {e}", stacklevel=2)
+        where = _remember_unclosed(run_id, status, message)
+        warnings.warn(
+            f"could not mark MLflow run {run_id} {status} ({type(e).__name__}: {e}); "
+            f"{where or 'nothing recorded'}",
+            stacklevel=2,
+        )
     return status
+
+
+# ----------------------------------------------------------------------------- unclosed runs
+
+
+@contextlib.contextmanager
+def _unclosed(root: Path) -> Iterator[dict[str, dict[str, str]]]:
+    """The record of runs left open by a failed store, locked against other stages; written
+    back (atomically; removed when empty) when the block ends without an exception."""
+    path = root / UNCLOSED_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_suffix(".lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            record = json.loads(path.read_text()) if path.exists() else {}
+        except (OSError, ValueError):
+            record = {}  # a torn or hand-edited file: the runs fall back to the stale-run rule
+        before = json.dumps(record, sort_keys=True)
+        yield record
+        if json.dumps(record, sort_keys=True) == before:
+            return
+        if not record:
+            path.unlink(missing_ok=True)
+            return
+        tmp = path.with_suffix(f".tmp-{os.getpid()}")
+        tmp.write_text(json.dumps(record, indent=1, sort_keys=True))
+        os.replace(tmp, path)
+
+
+def _remember_unclosed(run_id: str, status: str, message: str) -> str | None:
+    """Record that run ``run_id`` of the current store must be closed ``status``; a sentence
+    saying where, or None when even that could not be written (a full disk)."""
+    root = repo_root()
+    try:
+        with _unclosed(root) as record:
+            record[run_id] = {
+                "status": status,
+                "error": message[:_ERROR_TAG_CHARS],
+                "store": tracking_uri(root),
+                "at": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+            }
+    except OSError:
+        return None
+    return (
+        f"recorded in {root / UNCLOSED_FILE}: the next stage that reaches the store closes it "
+        f"{status}"
+    )
+
+
+def _forget_unclosed(root: Path, run_ids: set[str]) -> None:
+    path = root / UNCLOSED_FILE
+    if not path.exists():
+        return
+    with _unclosed(root) as record:
+        for run_id in run_ids:
+            record.pop(run_id, None)
+
+
+def close_unclosed_runs(root: str | Path | None = None) -> list[str]:
+    """Close the runs that :func:`fail_run` could not close because their store failed, now
+    that the store answers: each gets the recorded status (FAILED, or KILLED for Ctrl-C and
+    SIGTERM) and its ``error`` tag, with the time of the failure. Only runs of the current store
+    (the record names it), still RUNNING, whose process is gone; a run another process resumed
+    is left alone. The ids closed; one line on stderr when there are any."""
+    root = repo_root(root)
+    if not (root / UNCLOSED_FILE).exists():
+        return []
+    uri = tracking_uri(root)
+    client = get_client()
+    closed = []
+    with _unclosed(root) as record:
+        for run_id, entry in list(record.items()):
+            if entry.get("store") != uri:
+                continue  # another store's run: closed when that store is used again
+            if not run_in_store(run_id):
+                del record[run_id]
+                continue
+            run = client.get_run(run_id)
+            if run.info.status == "RUNNING" and not _process_gone(run.data.tags):
+                continue  # resumed by a live training: it closes the run itself
+            if run.info.status == "RUNNING":
+                error = f"{entry.get('error', '')} (at {entry.get('at', '?')}; the store failed "
+                error += "too, so the run was closed when the store answered again)"
+                client.set_tag(run_id, TAG_ERROR, error[:_ERROR_TAG_CHARS])
+                client.set_terminated(run_id, entry.get("status", "FAILED"))
+                closed.append(run_id)
+            del record[run_id]
+    if closed:
+        print(
+            f"closed {len(closed)} MLflow run(s) left RUNNING when the tracking store {uri} "
+            f"failed: {', '.join(closed)}",
+            file=sys.stderr,
+            flush=True,
+        )
+    return closed
 
 
 class Terminated(SystemExit):
