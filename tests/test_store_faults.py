@@ -413,3 +413,77 @@ def test_a_record_of_another_store_is_kept_for_that_store(project, monkeypatch):
     assert tracking.close_unclosed_runs() == []
     record = (project / tracking.UNCLOSED_FILE).read_text()
     assert '"abc123"' in record and other in record
+
+
+_FILLING_STORE = """
+import os, resource
+from simlearn import tasks, tracking
+with tasks.one_message("train@k"):
+    with tracking.training_run("k", {"task": "metric"}, dataset="digits") as run:
+        print(run, flush=True)
+        tracking.log_metrics(run, {"loss": 1.0}, step=1)
+        # From here on no file may grow: the store's disk is as good as full (Python ignores
+        # SIGXFSZ, so the write fails with EFBIG, which SQLite reports as a disk I/O error).
+        size = max(os.path.getsize(f) for f in os.listdir(".") if f.startswith("mlflow.db"))
+        resource.setrlimit(resource.RLIMIT_FSIZE, (size, resource.RLIM_INFINITY))
+        for step in range(2, 2000):
+            tracking.log_metrics(run, {"loss": 1.0 / step, "pad": step}, step=step)
+"""
+
+
+@pytest.mark.slow
+def test_a_store_that_fills_in_the_middle_of_a_training_ends_it_with_one_message(project):
+    r = subprocess.run(
+        [sys.executable, "-c", _FILLING_STORE], capture_output=True, text=True, timeout=120
+    )
+    run_id = r.stdout.split()[0]
+    assert r.returncode == 1, r.stderr[-3000:]
+    assert "Traceback" not in r.stderr, r.stderr[-3000:]
+    said = r.stderr[r.stderr.index("train@k failed:") :]
+    assert tracking.tracking_uri() in said and "failed in the middle of the stage" in said, said
+    assert "its disk is full, over a quota or a file-size limit" in said, said
+    assert "disk I/O error" in said, said
+    cl = mlflow.MlflowClient(tracking.tracking_uri())
+    if "could not mark MLflow run" in r.stderr:  # closing it needed a page the disk lacked
+        assert cl.get_run(run_id).info.status == "RUNNING"
+        assert tracking.close_unclosed_runs() == [run_id]  # the limit died with the process
+    else:  # the status fitted in the pages the database had
+        assert not (project / tracking.UNCLOSED_FILE).exists()
+    run = cl.get_run(run_id)
+    assert run.info.status == "FAILED" and "disk I/O error" in run.data.tags[tracking.TAG_ERROR]
+    assert [m.value for m in cl.get_metric_history(run_id, "loss")][0] == 1.0  # kept
+
+
+@pytest.mark.parametrize(
+    ("error", "cause"),
+    [
+        (sqlite3.OperationalError("disk I/O error"), "its disk is full"),
+        (sqlite3.OperationalError("database or disk is full"), "its disk is full"),
+        (sqlite3.OperationalError("attempt to write a readonly database"), "read-only"),
+        (sqlite3.OperationalError("database is locked"), "held its lock"),
+        (
+            mlflow.exceptions.MlflowException(
+                "API request to http://127.0.0.1:9/api/2.0/mlflow/runs/log-batch failed with "
+                "exception HTTPConnectionPool(host='127.0.0.1', port=9): Max retries exceeded"
+            ),
+            "the server stopped answering",
+        ),
+    ],
+)
+def test_a_store_failure_in_the_middle_of_a_stage_is_said_with_its_cause(error, cause, project):
+    said = tracking_store.as_store_error(error)
+    assert isinstance(said, tracking.TrackingStoreError)
+    assert cause in str(said) and tracking.tracking_uri() in str(said)
+    assert str(error).splitlines()[0][:40] in str(said)
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        ValueError("disk I/O error"),  # not an error of the store's kinds: a bug
+        mlflow.exceptions.MlflowException("Invalid value 'x' for parameter 'max_results'"),
+        sqlite3.OperationalError("no such column: runs.foo"),
+    ],
+)
+def test_other_errors_are_not_taken_for_a_failing_store(error):
+    assert tracking_store.as_store_error(error) is None

@@ -295,7 +295,8 @@ def one_message(stage: str) -> Iterator[None]:
     except Exception as e:
         # the store's error, without importing MLflow here: its module is loaded if it raised
         store = sys.modules.get("simlearn.tracking.store")
-        if store is None or not isinstance(e, store.TrackingStoreError):
+        said = None if store is None else store.as_store_error(e)
+        if said is None:
             raise
-        print(f"{stage} failed:\n{e}", file=sys.stderr)
+        print(f"{stage} failed:\n{said}", file=sys.stderr)
         raise SystemExit(1) from None

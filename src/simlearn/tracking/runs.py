@@ -266,10 +266,12 @@ def fail_run(run_id: str, error: BaseException) -> str:
         client.set_terminated(run_id, status)
     except Exception as e:  # the store itself may be what failed
         where = _remember_unclosed(run_id, status, message)
-        warnings.warn(
-            f"could not mark MLflow run {run_id} {status} ({type(e).__name__}: {e}); "
+        first = (str(e).strip().splitlines() or [""])[0][:300]
+        print(
+            f"could not mark MLflow run {run_id} {status} ({type(e).__name__}: {first}); "
             f"{where or 'nothing recorded'}",
-            stacklevel=2,
+            file=sys.stderr,
+            flush=True,
         )
     return status
 

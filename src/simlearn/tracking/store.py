@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import errno
+import logging
 import os
 import shutil
 import sqlite3
@@ -130,8 +131,19 @@ def tracking_uri(root: str | Path | None = None) -> str:
     return f"sqlite:///{repo_root(root) / 'mlflow.db'}"
 
 
+class _NoSecondTraceback(logging.Filter):
+    """Drop MLflow's log of a database error it is about to raise: the error itself ends the
+    stage, said once (:func:`as_store_error`), or keeps its traceback where it is a bug."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("SQLAlchemy database error")
+
+
 def configure(root: str | Path | None = None) -> str:
     """Point MLflow's process-wide calls (model logging, registry) at the store; its URI."""
+    db_log = logging.getLogger("mlflow.store.db.utils")
+    if not any(isinstance(f, _NoSecondTraceback) for f in db_log.filters):
+        db_log.addFilter(_NoSecondTraceback())
     uri = tracking_uri(root)
     user_set = "MLFLOW_TRACKING_URI" in os.environ
     for name, value in HTTP_BOUNDS.items():  # read by MLflow at each request
@@ -198,6 +210,58 @@ _FIX = (
     "Fix: {what}, or log elsewhere: export MLFLOW_TRACKING_URI=sqlite:///<a writable folder>/"
     "mlflow.db (or http://<host>:<port> of a running `mlflow server`)."
 )
+
+
+# What an error MLflow raises in the middle of a stage says about the store: (words, cause, fix).
+_MID_STAGE_CAUSES = (
+    (
+        ("disk i/o error", "disk is full", "no space left", "file too large", "quota"),
+        "its disk is full, over a quota or a file-size limit (`ulimit -f`), or failing",
+        "free space on the disk that holds it (`df -h`), or lift the limit",
+    ),
+    (
+        ("readonly", "read-only", "permission denied", "operation not permitted"),
+        "it became read-only",
+        "make the database and its folder writable again",
+    ),
+    (
+        ("database is locked", "busy"),
+        "another process held its lock too long",
+        "stop the process that holds it",
+    ),
+    (
+        ("max retries", "connection refused", "connection aborted", "timed out", "timeout",
+         "503", "502", "504", "500 ", "temporarily_unavailable", "name or service not known"),
+        "the server stopped answering, or its database failed",
+        "restart the server or its database (see the server's log)",
+    ),
+)  # fmt: skip
+
+
+def as_store_error(error: BaseException, uri: str | None = None) -> TrackingStoreError | None:
+    """One message for a tracking store that failed in the middle of a stage, after the store
+    check had passed (a disk that fills, a database made read-only, a server that stops): the
+    URI, the likely cause, what is kept and what to do; None for any other error (a bug keeps
+    its traceback). Recognised: MLflow's own errors, SQLite's operational errors, and the HTTP
+    client's connection errors, by type, then by their words."""
+    if isinstance(error, TrackingStoreError):
+        return error
+    names = {cls.__name__ for cls in type(error).__mro__}
+    if not names & {"MlflowException", "OperationalError", "ConnectionError", "Timeout"}:
+        return None
+    text = f"{error}".strip()
+    low = f"{text} {getattr(error, 'error_code', '')}".lower()
+    found = next((c for c in _MID_STAGE_CAUSES if any(w in low for w in c[0])), None)
+    if found is None:
+        return None  # an MLflow error that is not about the store (a bad value): a bug
+    _, cause, fix = found
+    first = text.splitlines()[0][:300] if text else type(error).__name__
+    return TrackingStoreError(
+        f"MLflow tracking store {uri or tracking_uri()} failed in the middle of the stage: "
+        f"{cause} ({type(error).__name__}: {first}). What the stage wrote before is kept (a "
+        "training's checkpoint too; its MLflow run is closed FAILED once the store answers "
+        f"again). Fix: {fix}, then rerun `dvc repro`: a training resumes from its checkpoint."
+    )
 
 
 def _store_error(uri: str, problem: str, what: str) -> TrackingStoreError:
@@ -534,9 +598,12 @@ def relocate_artifacts(uri: str) -> str | None:
                 ).rowcount
                 counts[f"{table}.{column}"] = counts.get(f"{table}.{column}", 0) + n
         con.execute("COMMIT")
-    except BaseException:
+    except BaseException as e:
         if con.in_transaction:
             con.execute("ROLLBACK")
+        said = as_store_error(e, uri) if isinstance(e, sqlite3.Error) else None
+        if said is not None:
+            raise said from None
         raise
     finally:
         con.close()
