@@ -216,8 +216,9 @@ _FIX = (
 _MID_STAGE_CAUSES = (
     (
         ("disk i/o error", "disk is full", "no space left", "file too large", "quota"),
-        "its disk is full, over a quota or a file-size limit (`ulimit -f`), or failing",
-        "free space on the disk that holds it (`df -h`), or lift the limit",
+        "its disk is full, over a quota or a file-size limit (`ulimit -f`), no longer "
+        "writable (`chattr +i`, a read-only remount), or failing",
+        "free space on the disk that holds it (`df -h`), lift the limit, or make it writable",
     ),
     (
         ("readonly", "read-only", "permission denied", "operation not permitted"),
