@@ -19,14 +19,16 @@ Search is exact, for every distance of :mod:`simlearn.distances`, on one of two 
   ``[q, ||q||^2, 1] . [-2g, 1, ||g||^2]``) or ``torch.cdist`` for L1 / L-infinity; ``topk`` on
   the first block, then only the rows whose block minimum beats their current k-th distance
   are selected again, so that, as faiss's heaps do, most of the gallery costs one comparison
-  pass. On 1,000 queries x 1,000,000 x 128 (one thread) this path takes 1.34x faiss
-  ``IndexFlatL2``'s time (15.0 s against 11.2 s; ``benchmarks/bench_search.py`` case (b); 1.22x
-  to 1.39x across runs on 2 shared cores), with the same neighbours. faiss stays the faster
-  backend for L2 and dot; ``backend="auto"`` takes it when it is installed.
+  pass. On 1,000 queries x 1,000,000 x 128 (one thread) this path takes 1.17x faiss
+  ``IndexFlatL2``'s time on an AMD EPYC core (3.7 s against 3.2 s; ``benchmarks/bench_search.py``
+  case (b)), 1.34x on the 2-core machine of an earlier round (15.0 s against 11.2 s; 1.22x to
+  1.39x across runs there), with the same neighbours. faiss stays the faster backend for L2 and
+  dot; ``backend="auto"`` takes it when it is installed.
 
 ``backend="auto"`` takes faiss when it is installed, except for L-infinity, where
-``torch.cdist`` was 3.1x faster than faiss's extra-metric path (41 s against 126 s), while
-faiss's L1 was 3.3x faster than ``torch.cdist`` (13 s against 42 s) (:data:`FAISS_WINS`;
+``torch.cdist`` was 3.6x faster than faiss's extra-metric path (7.8 s against 28.1 s on an AMD
+EPYC core; 41 s against 126 s, 3.1x, on the earlier machine), while faiss's L1 was 3.4x faster
+than ``torch.cdist`` (2.0 s against 7.0 s; 13 s against 42 s, 3.3x, earlier) (:data:`FAISS_WINS`;
 ``benchmarks/bench_search.py`` case (c), 1,000 queries x 100,000 x 128, k = 10, one thread).
 
 Both backends return the same neighbours up to ties, and report the same distances: the
