@@ -256,7 +256,8 @@ def hog_batch(
 
     Why not skimage itself: it runs one image at a time and normalises each block in a Python
     loop. For the 7,680 images of ``sketch_synthetic`` at 48 x 48 px, ``benchmarks/bench_hog.py``
-    measured 4.4 s for skimage against 2.0 s here (medians of 3 alternating runs, 2 cores).
+    measured 3.2 s for skimage against 1.4 s here (2.3x; medians of 3 alternating runs on 2
+    AMD EPYC cores; 4.4 s against 2.0 s on an earlier round's 2-core machine).
     Same arithmetic as skimage 0.26: central-difference gradients in the input's float type;
     each cell's histogram summed in row-major order into a C ``float`` (as its Cython loop
     does), then divided by the cell area; blocks normalised in float64. ``tests/sbir/
