@@ -195,7 +195,8 @@ def test_dvc_config_names_the_page_the_stage_writes():
     config.read(ROOT / ".dvc/config")
     named = (ROOT / ".dvc" / config["plots"]["html_template"]).resolve()
     stage = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]["plots_template"]
-    assert [str(ROOT / o) for o in (next(iter(o)) for o in stage["outs"])] == [str(named)]
+    outs = [o if isinstance(o, str) else next(iter(o)) for o in stage["outs"]]
+    assert [str(ROOT / o) for o in outs] == [str(named)]
     assert stage["cmd"].split()[-1] == named.relative_to(ROOT).as_posix()
     ignored = subprocess.run(
         ["git", "check-ignore", "-q", named.relative_to(ROOT).as_posix()], cwd=ROOT
