@@ -139,11 +139,11 @@ class _NoSecondTraceback(logging.Filter):
         return not str(record.msg).startswith("SQLAlchemy database error")
 
 
+logging.getLogger("mlflow.store.db.utils").addFilter(_NoSecondTraceback())  # once, at import
+
+
 def configure(root: str | Path | None = None) -> str:
     """Point MLflow's process-wide calls (model logging, registry) at the store; its URI."""
-    db_log = logging.getLogger("mlflow.store.db.utils")
-    if not any(isinstance(f, _NoSecondTraceback) for f in db_log.filters):
-        db_log.addFilter(_NoSecondTraceback())
     uri = tracking_uri(root)
     user_set = "MLFLOW_TRACKING_URI" in os.environ
     for name, value in HTTP_BOUNDS.items():  # read by MLflow at each request
