@@ -1,6 +1,6 @@
 """check_params: validate the whole params.yaml before any stage that reads it runs.
 
-    python stages/check_params.py <out.json>
+    python stages/check_params.py <out.json> [--local-files <dir>]
 
 Checks every ``datasets.<name>`` section (:func:`simlearn.config.dataset_config`) and every
 ``experiments.<key>`` section (:func:`simlearn.tasks.experiment_config`: types, ranges, the
@@ -11,6 +11,15 @@ too, first in each such stage's cmd, for the runs that skip this stage). The fil
 :func:`simlearn.config.load_params`, which refuses alias bombs, huge or deeply nested documents
 and keys written twice, naming the line. Prints every error with its full key and exits 1;
 otherwise writes ``{"ok": true}`` to <out.json>.
+
+``--local-files <dir>``: also writes ``<dir>/<dataset>.json`` for every dataset of params.yaml
+(:func:`simlearn.data.sources.local_files_fingerprint`: the paths, sizes and modification times
+of an ``image_folder``'s files or of a ``manifest`` and the files it lists; a constant record
+for the other sources), before the checks, so a refused edit leaves them current. dvc.yaml runs
+this stage on every ``dvc repro`` (``always_changed``) and ``download@<dataset>`` depends on its
+own file: a user who adds, removes or edits a photo gets a new download, and nothing reruns
+otherwise. Why one stage, not two: each stage DVC runs costs a rewrite of dvc.lock, about 1.2 s
+(``benchmarks/bench_pipeline.py`` prints one round-trip parse), on every repro.
 
 The output is the same whatever the params are. DVC reruns this stage whenever any section
 changes, but the stages that depend on its output see the same file and stay up to date: editing
@@ -42,7 +51,40 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("out", type=Path, help="written with {'ok': true} when every check passes")
     p.add_argument("--params", type=Path, default=Path("params.yaml"))
+    p.add_argument("--local-files", type=Path, help="where to write each dataset's fingerprint")
     return p.parse_args(argv)
+
+
+def write_local_files(params: Mapping[str, Any], out_dir: Path) -> list[str]:
+    """Write ``out_dir/<dataset>.json``, the fingerprint of the files each dataset of ``params``
+    reads from the user's disk (a dataset whose section fails to load gets its error instead:
+    the checks report it), rewriting only those that changed, and remove the files of datasets
+    no longer declared. A name that is not a plain name gets none (the checks refuse it).
+    Returns the names written."""
+    from simlearn.config import ConfigError, dataset_config
+    from simlearn.data.sources import local_files_fingerprint
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    entries = params.get("datasets")
+    names = [
+        n
+        for n in (entries if isinstance(entries, Mapping) else {})
+        if isinstance(n, str) and KEY_PATTERN.fullmatch(n)
+    ]
+    for name in names:
+        try:
+            cfg, _ = dataset_config(params, name)
+            record = local_files_fingerprint(cfg)
+        except (ConfigError, ValueError) as e:
+            record = {"error": str(e)}
+        out = out_dir / f"{name}.json"
+        text = json.dumps(record, indent=1, sort_keys=True) + "\n"
+        if not out.exists() or out.read_text() != text:
+            out.write_text(text)
+    for stale in out_dir.glob("*.json"):
+        if stale.stem not in names:
+            stale.unlink()
+    return names
 
 
 def key_errors(params: Mapping[str, Any]) -> list[str]:
@@ -109,6 +151,8 @@ def main(argv: list[str] | None = None) -> int:
     except yaml.YAMLError as e:  # its message gives the line and column
         print(f"check_params: {args.params} is not valid YAML:\n{e}", file=sys.stderr)
         return 1
+    if args.local_files is not None:
+        write_local_files(params, args.local_files)
     errors = check(params)
     if errors:
         lines = "\n".join(f"  - {e}" for e in errors)

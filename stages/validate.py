@@ -4,6 +4,8 @@
 
 Writes <report_dir>/<dataset>.json (the result) and <dataset>.html (a readable report). Exits
 non-zero, printing what failed, when any expectation fails: training never starts on bad data.
+Refuses, before the suite, a folder whose files no longer match the ``digest.json`` its download
+wrote (the stages that read the dataset depend on that file, not on the folder: dvc.yaml).
 """
 
 from __future__ import annotations
@@ -26,9 +28,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     from simlearn.config import dataset_config, load_params
+    from simlearn.data.canonical import digest_mismatch
     from simlearn.validation import validate_dataset
 
     _, vcfg = dataset_config(load_params(args.params), args.dataset)
+    if args.data_dir.is_dir() and (why := digest_mismatch(args.data_dir)):
+        print(
+            f"validate@{args.dataset}: FAILED\n{why}\n"
+            f"Rebuild it from its source: dvc repro -f -s download@{args.dataset}",
+            file=sys.stderr,
+        )
+        return 1
     try:
         report = validate_dataset(
             args.data_dir,

@@ -223,3 +223,37 @@ def test_stage_script_runs_from_the_command_line(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "reports" / "params_check.json").read_text() == '{"ok": true}\n'
+
+
+def test_local_files_fingerprints_each_dataset_even_when_the_check_fails(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from simlearn.config import dataset_config
+    from simlearn.data.sources import local_files_fingerprint
+
+    photos = tmp_path / "photos" / "cat"
+    photos.mkdir(parents=True)
+    (photos / "a.png").write_bytes(b"a")
+    params = {
+        "datasets": {
+            "mine": {"source": "image_folder", "path": str(tmp_path / "photos")},
+            "digits": {"source": "digits"},
+            "bad;name": {"source": "digits"},
+        },
+        "experiments": {"x": {"task": "metric", "dataset": "nowhere"}},  # fails the check
+    }
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    folder = tmp_path / "local_files"
+    folder.mkdir()
+    (folder / "gone.json").write_text("{}\n")  # a dataset no longer declared
+    argv = [str(tmp_path / "ok.json"), "--params", str(tmp_path / "params.yaml")]
+    code = check_params.main([*argv, "--local-files", str(folder)])
+    assert code == 1 and "nowhere" in capsys.readouterr().err
+    assert sorted(p.name for p in folder.iterdir()) == ["digits.json", "mine.json"]
+    for name in ("mine", "digits"):
+        cfg, _ = dataset_config(params, name)
+        assert json.loads((folder / f"{name}.json").read_text()) == local_files_fingerprint(cfg)
+    before = (folder / "mine.json").read_text()
+    (photos / "b.png").write_bytes(b"b")  # a photo added: the download's dependency changes
+    check_params.main([*argv, "--local-files", str(folder)])
+    assert (folder / "mine.json").read_text() != before

@@ -22,7 +22,7 @@ import pytest
 import yaml
 from tests.projects import DIGITS_PARAMS, copy_reproduced, dvc, user_env
 
-ALWAYS_RUN = {"local_files"}  # dvc.yaml: always_changed, same output
+ALWAYS_RUN = {"check_params"}  # dvc.yaml: always_changed, same output
 PARAMS = DIGITS_PARAMS
 
 

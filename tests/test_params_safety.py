@@ -108,7 +108,6 @@ def test_check_params_refuses_the_bomb_in_under_a_second_with_a_short_message(tm
     [
         ("download", ["digits", "data/digits"]),
         ("validate", ["digits", "data/digits", "reports/validation"]),
-        ("local_files", ["reports/local_files"]),
         ("train", ["x", "data/digits", "models/x", "reports/train/x"]),
         ("embed", ["x", "models/x", "data/digits", "data/embeddings/x.npz"]),
         ("evaluate", ["x", "data/embeddings/x.npz", "data/digits", "reports/eval/x"]),

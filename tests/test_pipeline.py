@@ -14,7 +14,7 @@ from tests.test_plots_offline import _check_every_plot_drawn, _dvc, _open_offlin
 
 ROOT = Path(__file__).resolve().parents[1]
 #: stages DVC reruns on every repro (dvc.yaml ``always_changed``), whose output stays the same
-ALWAYS_RUN = {"local_files"}
+ALWAYS_RUN = {"check_params"}
 
 PARAMS = {
     "datasets": {
@@ -165,15 +165,15 @@ def test_each_stage_s_code_digest_covers_every_module_it_imported(repo):
 def test_second_repro_does_nothing_and_an_edit_reruns_only_its_experiment(repo):
     repo, env, bindir, _ = repo
     out = run([bindir + "/dvc", "repro"], repo, env)
-    # local_files (the stat fingerprint of image_folder / manifest files) runs on every repro by
-    # design (always_changed) and rewrites nothing here; no other stage may run
-    assert re.findall(r"Running stage '([^']+)'", out) == ["local_files"], out
+    # check_params (which also writes the stat fingerprint of image_folder / manifest files) runs
+    # on every repro by design (always_changed) and rewrites nothing here; no other stage may run
+    assert re.findall(r"Running stage '([^']+)'", out) == ["check_params"], out
     params = yaml.safe_load((repo / "params.yaml").read_text())
     params["experiments"]["bh"]["train"]["epochs"] = 3
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     status = run([bindir + "/dvc", "status", "--json"], repo, env)
     changed = set(json.loads(status)) - ALWAYS_RUN
-    assert changed == {"check_params", "train@bh", "embed@bh", "evaluate@bh", "report"}, changed
+    assert changed == {"train@bh", "embed@bh", "evaluate@bh", "report"}, changed
     params["experiments"]["bh"]["train"]["epochs"] = 2
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
@@ -189,11 +189,10 @@ def test_a_new_task_module_or_another_task_s_edit_leaves_experiments_up_to_date(
         new.write_text('"""A task being written."""\n')
         status = json.loads(run([bindir + "/dvc", "status", "--json"], repo, env))
         # no experiment's stage changes; the report reads every task module, so it reruns (3 s)
-        assert set(status) - ALWAYS_RUN == {"check_params", "report"}, status
+        assert set(status) - ALWAYS_RUN == {"report"}, status
         simclr.write_text(original + "\n# an edit of the simclr task\n")
         status = json.loads(run([bindir + "/dvc", "status", "--json"], repo, env))
         assert set(status) - ALWAYS_RUN == {
-            "check_params",
             "train@ssl",
             "embed@ssl",
             "evaluate@ssl",

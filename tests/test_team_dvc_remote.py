@@ -49,7 +49,7 @@ pytestmark = [
 ]
 
 #: stages DVC reruns on every repro (dvc.yaml ``always_changed``), whose output stays the same
-ALWAYS_RUN = {"local_files"}
+ALWAYS_RUN = {"check_params"}
 BUCKET = "simlearn"
 REMOTE = f"s3://{BUCKET}/dvc-cache"
 

@@ -343,7 +343,7 @@ def team(postgres: Postgres, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         # import torch, MLflow and Great Expectations once instead of twice. A light stage run
         # now starts that server, which imports while mlflow server starts: no stage runs cold
         env = _env(origin / "src", server.uri)
-        warm = [sys.executable, "stages/local_files.py", str(top / "local_files")]
+        warm = [sys.executable, "stages/check_params.py", str(top / "params_check.json")]
         out = subprocess.DEVNULL  # not a pipe: the warm server it starts would hold it open
         subprocess.run(warm, cwd=origin, env=env, stdout=out, stderr=out, timeout=120)
         clones = {}

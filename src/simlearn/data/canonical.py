@@ -13,7 +13,9 @@ kind-specific keys). Splits are seeded and stratified by class, and never leak: 
 official test samples whose pixels also occur in the training pool are dropped and counted.
 
 Writers build into whatever folder they are given; :func:`staging_dir` makes the final folder
-appear at once (build in a sibling, rename at the end).
+appear at once (build in a sibling, rename at the end). :func:`write_content_digest` adds
+``digest.json``, one MD5 over every file's bytes: the stages that read a dataset depend on that
+small file instead of the folder (see dvc.yaml), and ``validate`` checks it still matches.
 """
 
 from __future__ import annotations
@@ -52,12 +54,16 @@ __all__ = [
     "StereoPair",
     "assign_splits",
     "carve_stratified",
+    "DIGEST_FILE",
+    "content_digest",
+    "digest_mismatch",
     "drop_cross_split_duplicates",
     "pixel_stats",
     "sample_sha256",
     "split_pairs",
     "staging_dir",
     "stratified_subsample",
+    "write_content_digest",
     "write_image_dataset",
     "write_sketch_dataset",
     "write_stereo_dataset",
@@ -191,6 +197,62 @@ def _alive(pid: int) -> bool:
     except PermissionError:  # another user's process: alive
         return True
     return True
+
+
+#: the file :func:`write_content_digest` adds to a dataset folder
+DIGEST_FILE = "digest.json"
+
+
+def content_digest(folder: str | Path) -> dict[str, Any]:
+    """One MD5 over every file of ``folder`` but ``digest.json``: of the lines ``<md5 of the
+    file's bytes>  <path relative to folder, POSIX>``, sorted by path, as ``md5sum`` prints them.
+    Also the number of files and their bytes.
+
+    Why a digest of our own: ``train@``, ``embed@`` and ``evaluate@`` of every experiment read
+    their dataset, and DVC walks and stats a folder dependency file by file each time it checks a
+    stage. sketch_synthetic's 7,682 files, walked by its 4 experiments' 12 stages, made ``dvc
+    status`` of the default project take 5.35 s against 2.9-3.5 s with the stages depending on
+    this one file (the same project, ``dvc status`` timed by hand; Sketchy's 87,000 files would
+    cost 10x more per walk). The digest changes exactly when a file's bytes, name or presence do.
+    """
+    root = Path(folder)
+    lines, n, size = [], 0, 0
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        rel = path.relative_to(root).as_posix()
+        if rel == DIGEST_FILE:
+            continue
+        with path.open("rb") as f:
+            lines.append(f"{hashlib.file_digest(f, 'md5').hexdigest()}  {rel}\n")
+        n += 1
+        size += path.stat().st_size
+    md5 = hashlib.md5("".join(lines).encode()).hexdigest()
+    return {"md5": md5, "files": n, "bytes": size}
+
+
+def write_content_digest(folder: str | Path) -> dict[str, Any]:
+    """Write ``folder/digest.json`` (:func:`content_digest`) and return it."""
+    digest = content_digest(folder)
+    (Path(folder) / DIGEST_FILE).write_text(json.dumps(digest, indent=2) + "\n")
+    return digest
+
+
+def digest_mismatch(folder: str | Path) -> str | None:
+    """Why ``folder``'s files no longer match its ``digest.json`` (a file edited, added or
+    removed after the download wrote them), or None when they match."""
+    folder = Path(folder)
+    path = folder / DIGEST_FILE
+    try:
+        recorded = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        return f"{path} cannot be read ({e.__class__.__name__}); the download writes it last"
+    now = content_digest(folder)
+    if now == recorded:
+        return None
+    return (
+        f"{folder} changed after its download wrote it: {now['files']} files, {now['bytes']} "
+        f"bytes, md5 {now['md5']}; {path} records {recorded.get('files')} files, "
+        f"{recorded.get('bytes')} bytes, md5 {recorded.get('md5')}"
+    )
 
 
 @contextmanager

@@ -55,6 +55,7 @@ from simlearn.data.benchmarks import build_cars196, build_cub200, build_sop
 from simlearn.data.canonical import (
     StereoPair,
     staging_dir,
+    write_content_digest,
     write_image_dataset,
     write_sketch_dataset,
     write_stereo_dataset,
@@ -218,7 +219,8 @@ def build_dataset(
 ) -> pd.DataFrame:
     """Build dataset ``name`` from ``cfg`` into ``out_dir`` and return its manifest.
 
-    ``out_dir`` receives the canonical files, ``manifest.parquet`` and ``meta.json``. It is built
+    ``out_dir`` receives the canonical files, ``manifest.parquet``, ``meta.json`` and, last,
+    ``digest.json`` (:func:`~simlearn.data.canonical.write_content_digest`). It is built
     in a temporary sibling folder and renamed at the end, so a failure never leaves half a
     dataset. ``downloads_dir`` (default ``downloads/<source>``) holds fetched or hand-placed raw
     files and is reused across builds. ``check_raw(layout, root)``, when given, validates a
@@ -231,7 +233,9 @@ def build_dataset(
     downloads = Path(downloads_dir).absolute()
     _check_checksum_keys(cfg, name)
     with staging_dir(out_dir) as tmp:
-        return SOURCES[cfg.source](cfg, tmp, downloads, name, check_raw)
+        manifest = SOURCES[cfg.source](cfg, tmp, downloads, name, check_raw)
+        write_content_digest(tmp)
+        return manifest
 
 
 #: keys of DatasetConfig that only source sketch_synthetic reads (left out of other meta.json)
@@ -1049,9 +1053,10 @@ def local_files_fingerprint(cfg: DatasetConfig) -> dict[str, Any]:
     """What a dataset reads from the user's disk, as a small stable record: for ``image_folder``
     every file below ``path`` (hidden ones skipped), for ``manifest`` the manifest and every file
     it lists, each as (path, size, modification time in ns); ``{"local": None}`` for the other
-    sources. The ``local_files`` stage writes it for ``download@<dataset>`` to depend on, so that
-    adding, removing or editing a photo reruns the download (a stat, not a hash: reading the
-    bytes of a benchmark-sized folder on every ``dvc repro`` would cost minutes).
+    sources. The ``check_params`` stage writes it (``--local-files``) for ``download@<dataset>``
+    to depend on, so that adding, removing or editing a photo reruns the download (a stat, not a
+    hash: reading the bytes of a benchmark-sized folder on every ``dvc repro`` would cost
+    minutes).
     """
     import hashlib
 

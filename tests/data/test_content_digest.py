@@ -1,0 +1,88 @@
+"""data/<dataset>/digest.json: written by every build, and checked by validate@ before its suite.
+
+train@, embed@ and evaluate@ depend on that file instead of the dataset folder (dvc.yaml), so it
+must change exactly when the folder does, and a folder edited behind its back must be refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from simlearn.data.canonical import DIGEST_FILE, digest_mismatch
+from simlearn.data.sources import DatasetConfig, build_dataset
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _stage(name: str):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "stages" / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _md5sum_listing_md5(folder: Path) -> tuple[str, int]:
+    """coreutils' md5sum of every file but digest.json, sorted by path, then the MD5 of that."""
+    names = sorted(
+        p.relative_to(folder).as_posix()
+        for p in folder.rglob("*")
+        if p.is_file() and p.name != DIGEST_FILE
+    )
+    out = subprocess.run(
+        ["md5sum", "--", *names], cwd=folder, capture_output=True, text=True, check=True
+    ).stdout
+    return hashlib.md5(out.encode()).hexdigest(), len(names)
+
+
+@pytest.mark.parametrize(
+    ("source", "extra"),
+    [
+        ("digits", {}),
+        ("sketch_synthetic", {"photos_per_class": 2, "sketches_per_photo": 2}),
+        ("motorcycle", {}),
+    ],
+)
+def test_every_build_writes_the_digest_of_exactly_its_files(tmp_path, source, extra):
+    out = tmp_path / source
+    build_dataset(source, DatasetConfig(source=source, seed=1, **extra), out)
+    digest = json.loads((out / DIGEST_FILE).read_text())
+    md5, files = _md5sum_listing_md5(out)
+    assert digest["md5"] == md5 and digest["files"] == files
+    assert digest["bytes"] == sum(
+        p.stat().st_size for p in out.rglob("*") if p.is_file() and p.name != DIGEST_FILE
+    )
+    # a rebuild with the same config gives the same digest (the stages downstream stay cached)
+    again = tmp_path / "again"
+    build_dataset(source, DatasetConfig(source=source, seed=1, **extra), again)
+    assert json.loads((again / DIGEST_FILE).read_text()) == digest
+
+
+def test_validate_refuses_a_folder_edited_after_its_download_in_one_message(tmp_path, capsys):
+    out = tmp_path / "data" / "sk"
+    cfg = {"source": "sketch_synthetic", "photos_per_class": 2, "sketches_per_photo": 2}
+    build_dataset("sk", DatasetConfig(seed=1, **cfg), out)
+    params = tmp_path / "params.yaml"
+    params.write_text(json.dumps({"datasets": {"sk": cfg}}))
+    validate = _stage("validate")
+    argv = ["sk", str(out), str(tmp_path / "reports"), "--params", str(params)]
+    assert validate.main(argv) == 0, capsys.readouterr().err
+    capsys.readouterr()
+    victim = next((out / "photo").rglob("*.png"))
+    pixels = np.asarray(Image.open(victim)).copy()
+    pixels[0, 0] ^= 1  # one pixel, a valid PNG: only the digest can tell
+    Image.fromarray(pixels).save(victim)
+    assert digest_mismatch(out) is not None
+    assert validate.main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.count("FAILED") == 1 and "Traceback" not in err
+    assert f"{out} changed after its download wrote it" in err
+    assert "dvc repro -f -s download@sk" in err
