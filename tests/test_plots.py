@@ -192,6 +192,34 @@ def test_plot_distance_histograms_writes_png(tmp_path):
     _read_png(path)
 
 
+def test_plot_distance_histograms_draws_each_density_on_the_shared_bins(tmp_path, monkeypatch):
+    from matplotlib.patches import StepPatch
+
+    from simlearn.plots import retrieval
+
+    drawn = []  # what the figure holds when it is saved: (step data, legend labels)
+
+    def spy(fig, path):
+        (ax,) = fig.axes
+        steps = [a.get_data() for a in ax.patches if isinstance(a, StepPatch)]
+        drawn.append((steps, [t.get_text() for t in ax.get_legend().get_texts()]))
+        return save(fig, path)
+
+    save = retrieval._save
+    monkeypatch.setattr(retrieval, "_save", spy)
+    rng = np.random.default_rng(1)
+    pos, neg = rng.normal(0.5, 0.1, 300), rng.normal(1.2, 0.2, 3000)
+    plot_distance_histograms(pos, neg, tmp_path / "h.png", title="d")
+    ((steps, labels),) = drawn
+    assert len(steps) == 4  # a filled area and an outline per class
+    edges = _shared_bins(pos, neg)
+    for data, values in zip(steps, (pos, pos, neg, neg), strict=True):
+        np.testing.assert_allclose(data.edges, edges)
+        np.testing.assert_allclose(data.values, np.histogram(values, edges, density=True)[0])
+        assert np.sum(data.values * np.diff(edges)) == pytest.approx(1.0)  # a density
+    assert labels == ["positive pairs (n = 300)", "negative pairs (n = 3,000)"]
+
+
 def test_plot_distance_histograms_rejects_empty(tmp_path):
     with pytest.raises(ValueError, match="neg_distances"):
         plot_distance_histograms(np.ones(3), np.array([]), tmp_path / "h.png", title="t")

@@ -219,9 +219,12 @@ def plot_distance_histograms(
         (pos, TAB10[0], "positive pairs"),
         (neg, TAB10[1], "negative pairs"),
     ):
+        # one artist per outline (``stairs``), not one bar patch per bin as ``ax.hist`` draws:
+        # the same picture, drawn in a fraction of the time
+        density, _ = np.histogram(values, bins=edges, density=True)
         label = f"{name} (n = {values.size:,})"
-        ax.hist(values, bins=edges, density=True, color=color, alpha=0.45, label=label)
-        ax.hist(values, bins=edges, density=True, color=color, histtype="step", linewidth=1.5)
+        ax.stairs(density, edges, fill=True, color=color, alpha=0.45, label=label)
+        ax.stairs(density, edges, color=color, linewidth=1.5)
     ax.set_xlabel(xlabel)
     ax.set_ylabel("density (1 / distance unit)")
     ax.set_ylim(bottom=0)
