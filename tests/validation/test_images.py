@@ -316,3 +316,16 @@ def test_images_npy_of_the_wrong_rank(images_dir, failed):
     report = validate_dataset(images_dir)
     assert failed(report) == {(IN_SET, "files.ndim")}
     assert result(report, IN_SET, "files.ndim").examples[0]["file"] == "images.npy"
+
+
+def test_two_runs_on_the_same_data_write_the_same_json_bytes(images_dir):
+    """train@ depends on the report: a rerun of validate@ on unchanged data (a dataset param or
+    the validation code edited) must not make every training of the dataset stale."""
+    first = validate_dataset(images_dir)
+    second = validate_dataset(images_dir)
+    raw = json.dumps(first.raw, default=str)
+    assert "ge_load_time" in raw  # GX stamps each batch with the time it loaded it
+    assert first.raw != second.raw
+    texts = [json.dumps(r.to_json_dict(), indent=2, default=str) for r in (first, second)]
+    assert texts[0] == texts[1] and "ge_load_time" not in texts[0]
+    assert json.loads(texts[0])["great_expectations"].keys() == first.raw.keys()

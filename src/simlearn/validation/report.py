@@ -18,6 +18,10 @@ OBSERVED_CHARS = 300  # an observed value is cut to this many characters in text
 # an example row is cut later: it names files (a dataset path and the user's original path, or
 # both copies of a leaked image), which must survive whole
 EXAMPLE_CHARS = 1000
+#: keys of GX's result dicts that change on every run of the same suite on the same data (when
+#: GX loaded the batch); left out of the JSON, so that a rerun of validate@ on unchanged data
+#: writes the same bytes and every train@ that depends on the report stays up to date
+VOLATILE_KEYS = frozenset({"ge_load_time"})
 
 
 @dataclass(frozen=True)
@@ -76,7 +80,7 @@ class ValidationReport:
                     "unsuccessful_expectations": len(self.failures),
                 },
                 "results": [{**asdict(r), "target": r.target} for r in self.results],
-                "great_expectations": self.raw,
+                "great_expectations": _without(self.raw, VOLATILE_KEYS),
             }
         )
 
@@ -141,6 +145,15 @@ code {{ font-size: 0.85em; white-space: pre-wrap; word-break: break-all; }}
 </body>
 </html>
 """
+
+
+def _without(value: Any, keys: frozenset[str]) -> Any:
+    """``value`` with every mapping entry whose key is in ``keys`` left out, recursively."""
+    if isinstance(value, Mapping):
+        return {k: _without(v, keys) for k, v in value.items() if k not in keys}
+    if isinstance(value, list | tuple):
+        return [_without(v, keys) for v in value]
+    return value
 
 
 def _json_safe(value: Any) -> Any:
