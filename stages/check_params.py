@@ -18,12 +18,12 @@ of an ``image_folder``'s files or of a ``manifest`` and the files it lists; a co
 for the other sources), before the checks, so a refused edit leaves them current. dvc.yaml runs
 this stage on every ``dvc repro`` (``always_changed``) and ``download@<dataset>`` depends on its
 own file: a user who adds, removes or edits a photo gets a new download, and nothing reruns
-otherwise. Why one stage, not two: each stage DVC runs costs a rewrite of dvc.lock, about 1.2 s
-(``benchmarks/bench_pipeline.py`` prints one round-trip parse), on every repro.
+otherwise. Why one stage, not two: each stage DVC runs costs a rewrite of dvc.lock, about 1 s
+for the default project (``benchmarks/bench_pipeline.py`` prints it), on every repro.
 
-The output is the same whatever the params are. DVC reruns this stage whenever any section
-changes, but the stages that depend on its output see the same file and stay up to date: editing
-one experiment still reruns only that experiment's stages.
+The output is the same whatever the params are. DVC runs this stage on every repro, but the
+stages that depend on its output see the same file and stay up to date: editing one experiment
+still reruns only that experiment's stages.
 
 A failed check leaves <out.json> as it was (dvc.yaml marks it ``persist``, so DVC does not delete
 it before the run either): the exit status stops ``dvc repro``, and the file is a dependency of
