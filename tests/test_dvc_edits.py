@@ -83,7 +83,7 @@ def test_no_name_reaches_the_shell_whatever_subset_of_stages_runs(repo, tmp_path
     # between the name and the shell
     (repo / f"reports/local_files/{bad_ds}.json").write_text("{}\n")
     (repo / f"data/{bad_value}").mkdir()
-    (repo / f"data/{bad_value}/x").write_text("x\n")
+    (repo / f"data/{bad_value}/digest.json").write_text("{}\n")  # what train@ depends on
     (repo / f"reports/validation/{bad_value}.json").write_text("{}\n")
     (repo / f"models/{bad_exp}").mkdir()
     (repo / f"models/{bad_exp}/x").write_text("x\n")
