@@ -5,7 +5,8 @@
 Writes <report_dir>/<dataset>.json (the result) and <dataset>.html (a readable report). Exits
 non-zero, printing what failed, when any expectation fails: training never starts on bad data.
 Refuses, before the suite, a folder whose files no longer match the ``digest.json`` its download
-wrote (the stages that read the dataset depend on that file, not on the folder: dvc.yaml).
+wrote (the stages that read the dataset depend on that file, not on the folder: dvc.yaml); a
+folder without one (made by hand, not by download@) is validated as it is.
 """
 
 from __future__ import annotations
@@ -28,11 +29,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     from simlearn.config import dataset_config, load_params
-    from simlearn.data.canonical import digest_mismatch
+    from simlearn.data.canonical import DIGEST_FILE, digest_mismatch
     from simlearn.validation import validate_dataset
 
     _, vcfg = dataset_config(load_params(args.params), args.dataset)
-    if args.data_dir.is_dir() and (why := digest_mismatch(args.data_dir)):
+    digest = args.data_dir / DIGEST_FILE  # absent from a folder made by hand: nothing to check
+    if digest.is_file() and (why := digest_mismatch(args.data_dir)):
         print(
             f"validate@{args.dataset}: FAILED\n{why}\n"
             f"Rebuild it from its source: dvc repro -f -s download@{args.dataset}",
