@@ -12,16 +12,12 @@ import pytest
 from PIL import Image
 
 from simlearn.data.canonical import (
-    DIGEST_FILE,
     IMAGE_COLUMNS,
     STEREO_COLUMNS,
     StereoPair,
-    content_digest,
-    digest_mismatch,
     pixel_stats,
     sample_sha256,
     staging_dir,
-    write_content_digest,
     write_image_dataset,
     write_stereo_dataset,
 )
@@ -264,49 +260,3 @@ def test_a_killed_builds_leftovers_are_swept_and_a_live_ones_kept(tmp_path):
     with staging_dir(out) as tmp:
         (tmp / "meta.json").write_text("{}")
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["digits", alive.name, other.name])
-
-
-def _md5sum_digest(folder) -> str:
-    """The digest as coreutils computes it: md5sum of every file but digest.json, run in the
-    folder and sorted by path, then md5sum of that listing."""
-    import hashlib
-    import subprocess
-
-    names = sorted(
-        p.relative_to(folder).as_posix()
-        for p in folder.rglob("*")
-        if p.is_file() and p.name != DIGEST_FILE
-    )
-    listing = subprocess.run(
-        ["md5sum", "--", *names], cwd=folder, capture_output=True, text=True, check=True
-    ).stdout
-    return hashlib.md5(listing.encode()).hexdigest()
-
-
-def test_content_digest_equals_md5sum_of_md5sum_and_follows_every_kind_of_change(tmp_path):
-    folder = tmp_path / "ds"
-    (folder / "photo" / "cup").mkdir(parents=True)
-    (folder / "photo" / "cup" / "a b.png").write_bytes(b"\x89PNG" + bytes(range(256)))
-    (folder / "images.npy").write_bytes(np.arange(100, dtype=np.uint8).tobytes())
-    (folder / "meta.json").write_text("{}\n")
-    digest = write_content_digest(folder)
-    assert digest == {"md5": _md5sum_digest(folder), "files": 3, "bytes": 4 + 256 + 100 + 3}
-    assert json.loads((folder / DIGEST_FILE).read_text()) == digest
-    assert content_digest(folder) == digest  # digest.json itself is left out
-    assert digest_mismatch(folder) is None
-    seen = {digest["md5"]}
-    changes = [
-        lambda: (folder / "images.npy").write_bytes(b"\x01" + bytes(99)),  # same size
-        lambda: (folder / "photo" / "cup" / "a b.png").rename(folder / "photo" / "cup" / "c.png"),
-        lambda: (folder / "extra.txt").write_text(""),  # an empty file added
-        lambda: (folder / "meta.json").unlink(),
-    ]
-    for change in changes:
-        change()
-        now = content_digest(folder)
-        assert now["md5"] == _md5sum_digest(folder) and now["md5"] not in seen
-        seen.add(now["md5"])
-        why = digest_mismatch(folder)
-        assert why is not None and f"md5 {digest['md5']}" in why and str(folder) in why
-    (folder / DIGEST_FILE).unlink()
-    assert "digest.json cannot be read" in digest_mismatch(folder)

@@ -16,7 +16,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from simlearn.data.canonical import DIGEST_FILE, digest_mismatch
+from simlearn.data.canonical import (
+    DIGEST_FILE,
+    content_digest,
+    digest_mismatch,
+    write_content_digest,
+)
 from simlearn.data.sources import DatasetConfig, build_dataset
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -86,3 +91,32 @@ def test_validate_refuses_a_folder_edited_after_its_download_in_one_message(tmp_
     assert err.count("FAILED") == 1 and "Traceback" not in err
     assert f"{out} changed after its download wrote it" in err
     assert "dvc repro -f -s download@sk" in err
+
+
+def test_content_digest_equals_md5sum_of_md5sum_and_follows_every_kind_of_change(tmp_path):
+    folder = tmp_path / "ds"
+    (folder / "photo" / "cup").mkdir(parents=True)
+    (folder / "photo" / "cup" / "a b.png").write_bytes(b"\x89PNG" + bytes(range(256)))
+    (folder / "images.npy").write_bytes(np.arange(100, dtype=np.uint8).tobytes())
+    (folder / "meta.json").write_text("{}\n")
+    digest = write_content_digest(folder)
+    assert digest == {"md5": _md5sum_listing_md5(folder)[0], "files": 3, "bytes": 4 + 256 + 100 + 3}
+    assert json.loads((folder / DIGEST_FILE).read_text()) == digest
+    assert content_digest(folder) == digest  # digest.json itself is left out
+    assert digest_mismatch(folder) is None
+    seen = {digest["md5"]}
+    changes = [
+        lambda: (folder / "images.npy").write_bytes(b"\x01" + bytes(99)),  # same size
+        lambda: (folder / "photo" / "cup" / "a b.png").rename(folder / "photo" / "cup" / "c.png"),
+        lambda: (folder / "extra.txt").write_text(""),  # an empty file added
+        lambda: (folder / "meta.json").unlink(),
+    ]
+    for change in changes:
+        change()
+        now = content_digest(folder)
+        assert now["md5"] == _md5sum_listing_md5(folder)[0] and now["md5"] not in seen
+        seen.add(now["md5"])
+        why = digest_mismatch(folder)
+        assert why is not None and f"md5 {digest['md5']}" in why and str(folder) in why
+    (folder / DIGEST_FILE).unlink()
+    assert "digest.json cannot be read" in digest_mismatch(folder)
