@@ -2,7 +2,9 @@
 
     python stages/embed.py <exp> <model_dir> <data_dir> <out.npz>
 
-Writes <out.npz>: the arrays the task's ``embed`` returns. For the image tasks, ``embeddings``
+Writes <out.npz>: the arrays the task's ``embed`` returns. The experiment's params are those the
+model was trained with, ``<model_dir>/experiment.json`` (written by ``train@``), so that what
+the stage reads is what DVC tracks for it: the model folder. For the image tasks, ``embeddings``
 float32 (N, D), ``labels`` int64 (N,), ``ids`` (N,), ``split`` (N,) and ``holdout`` bool (N,)
 (classes the model never saw in training); other tasks write their own (see simlearn.tasks).
 
@@ -28,7 +30,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("model_dir", type=Path)
     p.add_argument("data_dir", type=Path)
     p.add_argument("out", type=Path)
-    p.add_argument("--params", type=Path, default=Path("params.yaml"))
     return p.parse_args(argv)
 
 
@@ -37,10 +38,10 @@ def main(argv: list[str] | None = None) -> Path:
     import numpy as np
 
     from simlearn import tasks
-    from simlearn.config import load_params
     from simlearn.engine import pick_device
 
-    cfg = tasks.experiment_config(load_params(args.params), args.experiment)
+    # the params the model was trained with (train@ wrote them beside it), not params.yaml's
+    cfg = tasks.trained_config(args.model_dir / tasks.TRAINED_CONFIG, args.experiment)
     data = tasks.load(cfg, args.data_dir, check=False)  # train@ checked it
     model, _ = tasks.load_model(cfg, args.model_dir)
     device = pick_device(cfg.train.device)

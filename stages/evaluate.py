@@ -1,10 +1,12 @@
 """evaluate@<exp>: the task's metrics, curves and figures for an experiment, from what ``embed``
 wrote.
 
-    python stages/evaluate.py <exp> <embeddings.npz> <data_dir> <out_dir>
+    python stages/evaluate.py <exp> <embeddings.npz> <data_dir> <out_dir> [--config FILE]
 
 Writes <out_dir>/metrics.json, <out_dir>/figures/*.png and reports/curves/<exp>/<kind>.csv
-(columns x, y; one file per curve kind, for ``dvc plots``). The protocol is the task's: for the
+(columns x, y; one file per curve kind, for ``dvc plots``). The experiment's params are those
+its model was trained with (``--config``, by default ``models/<exp>/experiment.json``, written
+by ``train@``; dvc.yaml lists that file as a dependency). The protocol is the task's: for the
 image tasks, see simlearn.evaluation.protocol. The ``report`` stage adds all of it to the
 experiment's MLflow run (:func:`simlearn.tracking.publish_evaluation`): this stage imports no
 MLflow, which saves about 2 s per experiment.
@@ -26,7 +28,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("embeddings", type=Path)
     p.add_argument("data_dir", type=Path)
     p.add_argument("out_dir", type=Path)
-    p.add_argument("--params", type=Path, default=Path("params.yaml"))
+    p.add_argument(
+        "--config",
+        type=Path,
+        help="the experiment's params as trained (default: models/<exp>/experiment.json)",
+    )
     p.add_argument("--curves", type=Path, default=Path("reports/curves"))
     return p.parse_args(argv)
 
@@ -43,10 +49,10 @@ def write_metrics(path: Path, metrics: dict[str, float]) -> None:
 def main(argv: list[str] | None = None) -> dict[str, float]:
     args = parse_args(argv)
     from simlearn import tasks
-    from simlearn.config import load_params
 
     name = args.experiment
-    cfg = tasks.experiment_config(load_params(args.params), name)
+    config = args.config or Path("models") / name / tasks.TRAINED_CONFIG
+    cfg = tasks.trained_config(config, name)  # as trained (train@ wrote it), not params.yaml's
     from simlearn.data.readers import read_npz
 
     arrays = read_npz(args.embeddings, remedy=f"`dvc repro embed@{name}` writes it again.")

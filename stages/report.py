@@ -59,8 +59,9 @@ def publish(
         if not run_file.exists():
             raise FileNotFoundError(f"{run_file} is missing: run `dvc repro train@{name}`")
         run_id = tracking.read_run_file(run_file)
-        if tracking.run_in_store(run_id):
-            runs[name] = run_id
+        run = tracking.stored_run(run_id)  # one query per run, handed to the calls below
+        if run is not None:
+            runs[name] = run
         else:  # trained elsewhere (`dvc pull`) or logged to a store since replaced
             missing.append(f"{name} (run {run_id})")
     if missing:
@@ -71,7 +72,8 @@ def publish(
             "`dvc repro --force --single-item train@<exp>`, then `dvc repro`.",
             flush=True,
         )
-    for name, run_id in runs.items():
+    for name, run in runs.items():
+        run_id = run.info.run_id
         model_dir = models / name
         cfg = tasks.experiment_config(params, name)
 
@@ -80,14 +82,14 @@ def publish(
             return model, np.load(model_dir / "example.npy")
 
         t0 = time.perf_counter()
-        if tracking.publish_model(run_id, load):
+        if tracking.publish_model(run_id, load, run=run):
             logged_models.append(name)
             print(
                 f"report: [{len(logged_models)}] {name}: model logged and registered in "
                 f"{time.perf_counter() - t0:.1f}s",
                 flush=True,
             )
-        if tracking.publish_evaluation(run_id, eval_dir / name, curves / name):
+        if tracking.publish_evaluation(run_id, eval_dir / name, curves / name, run=run):
             logged_evals.append(name)
     return logged_models, logged_evals
 

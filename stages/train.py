@@ -2,8 +2,10 @@
 
     python stages/train.py <exp> <data_dir> <model_dir> <report_dir>
 
-Writes <model_dir>/model.pt, run.json and example.npy (an input batch for the MLflow model
-signature), <report_dir>/history.csv and training_curves.png. The ``report`` stage logs the model
+Writes <model_dir>/model.pt, run.json, example.npy (an input batch for the MLflow model
+signature) and experiment.json (the params it was trained with, which ``embed@`` and
+``evaluate@`` read: :func:`simlearn.tasks.write_trained_config`), <report_dir>/history.csv and
+training_curves.png. The ``report`` stage logs the model
 to the run and registers it (:func:`simlearn.tracking.publish_model`).
 An interrupted run (Ctrl-C, SIGKILL, preemption) resumes from checkpoints/<exp>/ when started
 again with the same params; that folder is removed once training has finished.
@@ -78,10 +80,10 @@ def _train(args, cfg, data, info, ckpt_dir: Path, params: dict) -> dict[str, flo
             extra_tags=_tags(cfg.task, described),
         )
     with run as run_id:
-        return _train_in_run(args, cfg, data, info, ckpt_dir, section, run_id)
+        return _train_in_run(args, cfg, data, info, ckpt_dir, section, run_id, params)
 
 
-def _train_in_run(args, cfg, data, info, ckpt_dir, section, run_id) -> dict[str, float]:
+def _train_in_run(args, cfg, data, info, ckpt_dir, section, run_id, params) -> dict[str, float]:
     import numpy as np
     import pandas as pd
 
@@ -122,6 +124,7 @@ def _train_in_run(args, cfg, data, info, ckpt_dir, section, run_id) -> dict[str,
     from simlearn.models import save_model
 
     save_model(args.model_dir / "model.pt", trained.model, trained.spec)
+    tasks.write_trained_config(args.model_dir, params, args.experiment)  # embed@ and evaluate@
     np.save(args.model_dir / "example.npy", tasks.example_input(cfg, data))
     tracking.write_run_file(args.model_dir / "run.json", run_id, args.experiment)
     hist = pd.DataFrame(trained.history)

@@ -57,7 +57,7 @@ def test_every_cmd_that_fills_in_a_value_runs_the_guard_first(stages):
     [
         ("train@triplet", ["triplet", "digits", "triplet", "triplet"]),
         ("embed@triplet", ["triplet", "triplet", "digits", "triplet"]),
-        ("evaluate@triplet", ["triplet", "triplet", "digits", "triplet"]),
+        ("evaluate@triplet", ["triplet", "triplet", "digits", "triplet", "triplet"]),
         ("download@digits", ["digits", "digits"]),
         ("validate@digits", ["digits", "digits"]),
     ],

@@ -34,6 +34,11 @@ def project(tmp_path_factory) -> Path:
     return root
 
 
+def _mkdir(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
 def _stage(
     project: Path, script: str, *args: str, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess:
@@ -77,7 +82,11 @@ def test_truncated_embeddings_given_to_evaluate_name_the_file(project: Path, tmp
     emb = tmp_path / "raw.npz"
     np.savez(emb, embeddings=np.zeros((1797, 64), np.float32), labels=np.zeros(1797, int))
     emb.write_bytes(emb.read_bytes()[:-4000])
-    res = _stage(project, "evaluate.py", "raw", str(emb), "data/digits", str(tmp_path / "eval"))
+    from simlearn.tasks import write_trained_config
+
+    trained = write_trained_config(_mkdir(tmp_path / "models" / "raw"), PARAMS, "raw")
+    res = _stage(project, "evaluate.py", "raw", str(emb), "data/digits", str(tmp_path / "eval"),
+                 "--config", str(trained))  # fmt: skip
     assert res.returncode == 1 and "Traceback" not in res.stderr, res.stderr[-2000:]
     assert res.stderr.startswith("evaluate@raw failed:\n")
     assert f"{emb}: cannot be read" in res.stderr and "`dvc repro embed@raw`" in res.stderr

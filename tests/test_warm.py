@@ -335,3 +335,66 @@ def test_a_pythonpath_of_project_code_shares_the_server_one_of_libraries_does_no
     base = key_with("")
     assert key_with(str(tmp_path / "copy")) == base
     assert key_with(str(tmp_path / "libs")) != base
+
+
+def test_warm_up_leaves_the_torch_generator_and_fills_mlflows_package_map() -> None:
+    import importlib.metadata
+
+    import torch
+    import torch.export  # noqa: F401 (warm_up works on the libraries already imported)
+    from mlflow.utils import requirements_utils
+
+    requirements_utils._MODULES_TO_PACKAGES = None  # as in a server that has not warmed up
+    before = torch.random.get_rng_state().clone()
+    assert warm.warm_up() == ["torch.export", "mlflow.requirements"]
+    assert torch.equal(torch.random.get_rng_state(), before)  # no random number drawn
+    found = requirements_utils._MODULES_TO_PACKAGES
+    for module, dists in importlib.metadata.packages_distributions().items():
+        assert set(dists) <= set(found[module]), module  # the map MLflow computes itself
+    assert "torch" in found["torch"] and "mlflow" in found["mlflow"]
+
+
+TORCH_PROBE = textwrap.dedent(
+    """
+    import sys
+    if __name__ == "__main__":
+        from simlearn.warm import run_warm
+        run_warm(__file__)
+    import hashlib, json
+    import torch
+    print(json.dumps({
+        "warm": getattr(sys, "_simlearn_warm_child", False),
+        "rng": hashlib.sha256(torch.random.get_rng_state().numpy().tobytes()).hexdigest(),
+        "first": torch.rand(3).tolist(),
+        "dynamo": "torch._dynamo" in sys.modules,
+    }))
+    """
+)
+
+
+@pytest.mark.slow  # a server that imports torch and warms up torch.export (about 5 s)
+def test_each_warm_child_draws_fresh_torch_random_numbers_and_inherits_the_warm_up(
+    tmp_path: Path, env: dict
+) -> None:
+    import tempfile
+
+    runtime = Path(tempfile.mkdtemp(prefix="warm-", dir="/tmp"))
+    e = {**env, "XDG_RUNTIME_DIR": str(runtime), "SIMLEARN_WARM_PRELOAD": "torch,torch.export"}
+    script = tmp_path / "probe.py"
+    script.write_text(TORCH_PROBE)
+    assert _run(script, [], tmp_path, e).returncode == 0  # cold; starts the server
+    sock = _socket(e)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not os.path.exists(sock):
+        time.sleep(0.1)
+    assert os.path.exists(sock), "the warm server did not start within 120 s"
+    a, b = (json.loads(_run(script, [], tmp_path, e).stdout) for _ in range(2))
+    cold = json.loads(_run(script, [], tmp_path, {**e, "SIMLEARN_WARM": "0"}).stdout)
+    assert a["warm"] and b["warm"] and not cold["warm"]
+    assert a["dynamo"] and b["dynamo"]  # the server's torch.export warm-up, inherited
+    assert not cold["dynamo"]  # a cold interpreter that imports torch alone lacks it
+    # seeded from entropy each time, as fresh interpreters are (not the server's one state)
+    assert a["rng"] != b["rng"] and a["first"] != b["first"]
+    import shutil
+
+    shutil.rmtree(runtime, ignore_errors=True)

@@ -323,6 +323,7 @@ def serve(path: str, idle_s: float | None = None) -> None:
             importlib.import_module(name)
         except Exception:  # noqa: BLE001, S112 (a library that is not installed: not preloaded)
             continue
+    warm_up()
     import gc
 
     gc.collect()
@@ -425,6 +426,51 @@ def _kill_group(pid: int) -> None:
         os.killpg(pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         pass
+
+
+def warm_up() -> list[str]:
+    """What the preloaded libraries do on their first call and then keep in the process, done
+    once here so that every stage the server forks inherits it; the names of those done.
+
+    - ``torch.export``: its first call imports and sets up ``torch._dynamo`` and the export
+      machinery, about 2 s on 2 cores; each later model then takes 0.06-0.2 s. The report stage
+      exports every newly trained model (``simlearn.tracking.log_torch_model``), so an edit's
+      rerun paid it each time. Traced here: a module with no parameters on a tensor of zeros,
+      so no random number is drawn (the torch generator a stage starts with is a fresh
+      interpreter's, checked by tests/test_warm.py).
+    - MLflow's map of installed packages to their modules (``importlib.metadata``'s
+      ``packages_distributions``, which opens every installed distribution's file list: about
+      1.2 s), computed on each ``log_model`` to check the model's requirements. The server
+      leaves when packages are installed or removed (:func:`_packages_stamp`), so the map is
+      never stale.
+
+    Only for libraries already imported (:func:`preload`); one that fails is left cold.
+    ``benchmarks/bench_pipeline.py`` prints the report stage's time in the edit-rerun loop.
+    """
+    done = []
+    if "torch.export" in sys.modules:
+        try:
+            torch = sys.modules["torch"]
+
+            class _Probe(torch.nn.Module):
+                def forward(self, x):
+                    return torch.relu(x).sum(1)
+
+            state = torch.random.get_rng_state()
+            torch.export.export(_Probe(), (torch.zeros(2, 3),))
+            torch.random.set_rng_state(state)
+            done.append("torch.export")
+        except Exception:  # noqa: BLE001, S110 (left cold: the stage pays it, as before)
+            pass
+    if "mlflow" in sys.modules:
+        try:
+            from mlflow.utils import requirements_utils
+
+            requirements_utils._init_modules_to_packages_map()
+            done.append("mlflow.requirements")
+        except Exception:  # noqa: BLE001, S110 (a private function MLflow may rename)
+            pass
+    return done
 
 
 def _fork_child(conn: socket.socket, listener: socket.socket, children: dict) -> int:
@@ -533,6 +579,8 @@ def _run_child(request: dict, fds: list[int]) -> int:
     random.seed()  # fresh entropy per stage, as a new interpreter has
     if "numpy" in sys.modules:
         sys.modules["numpy"].random.seed()
+    if "torch" in sys.modules:  # seeded from entropy, as a fresh interpreter's torch is
+        sys.modules["torch"].seed()
     for name in [m for m in sys.modules if m == "simlearn" or m.startswith("simlearn.")]:
         del sys.modules[name]  # project code is read from disk by each stage, never inherited
     script = request["script"]

@@ -150,13 +150,16 @@ def test_a_registered_task_runs_through_the_unchanged_stages(workspace, digits_d
         + ["--checkpoints", str(tmp / "ck"), "--no-progress"]
     )
     assert (tmp / "models/c/model.pt").exists() and (tmp / "rt/c/history.csv").exists()
-    embed_stage.main(["c", str(tmp / "models/c"), str(digits_dir), str(tmp / "e/c.npz"), *p])
+    trained = json.loads((tmp / "models/c/experiment.json").read_text())  # what embed@ reads
+    assert trained == {"experiment": "c", "params": yaml.safe_load(params.read_text())[
+        "experiments"]["c"]}  # fmt: skip
+    embed_stage.main(["c", str(tmp / "models/c"), str(digits_dir), str(tmp / "e/c.npz")])
     z = np.load(tmp / "e/c.npz")
     assert set(z.files) == {"embeddings", "split"}
     np.testing.assert_array_equal(z["embeddings"], np.full((1797, 3), 2.5, np.float32))
     metrics = evaluate_stage.main(
-        ["c", str(tmp / "e/c.npz"), str(digits_dir), str(tmp / "ev/c"), *p]
-        + ["--curves", str(tmp / "curves")]
+        ["c", str(tmp / "e/c.npz"), str(digits_dir), str(tmp / "ev/c")]
+        + ["--config", str(tmp / "models/c/experiment.json"), "--curves", str(tmp / "curves")]
     )
     n_test = int((z["split"] == "test").sum())
     assert metrics == {"mean_value": 2.5, "n_test": n_test}
@@ -248,3 +251,19 @@ def test_no_stage_names_a_task():
         for name in names:
             assert f'"{name}"' not in text and f"'{name}'" not in text, (stage.name, name)
             assert f"tasks.{name}" not in text and f"tasks import {name}" not in text
+
+
+def test_the_trained_config_gives_every_experiment_of_params_yaml_its_own_config(tmp_path):
+    from simlearn.config import load_params
+    from simlearn.tasks import trained_config, write_trained_config
+
+    params = load_params(Path(__file__).resolve().parents[2] / "params.yaml")
+    for name in params["experiments"]:
+        folder = tmp_path / name
+        folder.mkdir()
+        path = write_trained_config(folder, params, name)
+        assert trained_config(path, name) == experiment_config(params, name), name
+    with pytest.raises(ConfigError, match=r"run `dvc repro train@raw`$"):
+        trained_config(tmp_path / "batch_hard" / "experiment.json", "raw")  # another's file
+    with pytest.raises(ConfigError, match=r"missing: it is written by training; run `dvc repro"):
+        trained_config(tmp_path / "nowhere" / "experiment.json", "raw")

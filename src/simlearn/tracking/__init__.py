@@ -52,6 +52,7 @@ from simlearn.tracking.runs import (  # noqa: E402
     run_status,
     set_tags,
     start_run,
+    stored_run,
     training_run,
     write_run_file,
 )
@@ -114,6 +115,7 @@ __all__ = [
     "run_status",
     "set_tags",
     "start_run",
+    "stored_run",
     "tracking_uri",
     "training_run",
     "ui_links",

@@ -24,6 +24,7 @@ from typing import Any
 from urllib.parse import urlparse
 from urllib.request import url2pathname
 
+from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 
 from simlearn.tracking.runs import TAG_KEY, log_artifact, log_artifacts, log_metrics
@@ -42,7 +43,11 @@ def evaluation_files(eval_dir: str | Path, curve_dir: str | Path | None = None) 
 
 
 def publish_evaluation(
-    run_id: str, eval_dir: str | Path, curve_dir: str | Path | None = None
+    run_id: str,
+    eval_dir: str | Path,
+    curve_dir: str | Path | None = None,
+    *,
+    run: Run | None = None,
 ) -> bool:
     """Add one experiment's evaluation to its MLflow run, once; True when something was logged.
 
@@ -53,7 +58,8 @@ def publish_evaluation(
     nothing, so the report stage can publish every experiment and pay only for what changed.
 
     Why the report stage logs and ``evaluate`` does not: importing MLflow and opening its store
-    costs about 2 s per process, once per ``dvc repro`` instead of once per experiment.
+    costs about 2 s per process, once per ``dvc repro`` instead of once per experiment. ``run``:
+    the run as the caller just fetched it, to save a query per experiment.
     """
     eval_dir = Path(eval_dir)
     files = evaluation_files(eval_dir, curve_dir)
@@ -62,7 +68,7 @@ def publish_evaluation(
         h.update(f"{f.parent.name}/{f.name}".encode() + b"\0" + f.read_bytes())
     digest = h.hexdigest()
     client = get_client()
-    if client.get_run(run_id).data.tags.get(TAG_EVAL_DIGEST) == digest:
+    if (run or client.get_run(run_id)).data.tags.get(TAG_EVAL_DIGEST) == digest:
         return False
     metrics = json.loads((eval_dir / "metrics.json").read_text())
     log_metrics(run_id, metrics)
@@ -75,7 +81,9 @@ def publish_evaluation(
     return True
 
 
-def publish_model(run_id: str, load: Callable[[], tuple[Any, Any]]) -> bool:
+def publish_model(
+    run_id: str, load: Callable[[], tuple[Any, Any]], *, run: Run | None = None
+) -> bool:
     """Log and register the run's trained model, once; True when it was logged now.
 
     ``load()`` gives ``(model, input_example)`` for :func:`log_torch_model`; it is called only
@@ -88,13 +96,14 @@ def publish_model(run_id: str, load: Callable[[], tuple[Any, Any]]) -> bool:
     Why the report stage logs models and ``train`` does not: ``torch.export`` imports
     ``torch._dynamo``, 2.6 s per process. Measured on 2 cores, ``train@raw_unseen`` took 9.2 and
     9.0 s with the model logged, 5.5 and 5.1 s without: about 3.8 s per train stage, once per
-    ``dvc repro`` instead of once per experiment.
+    ``dvc repro`` instead of once per experiment. ``run``: the run as the caller just fetched
+    it, to save the queries for it (the report stage checks 30 runs after every edit).
     """
     client = get_client()
-    run = client.get_run(run_id)
+    run = run or client.get_run(run_id)
     fmt = run.data.tags.get(TAG_MODEL_FORMAT)
     if fmt is not None:
-        missing = missing_model_files(client, run_id, fmt)
+        missing = missing_model_files(client, run_id, fmt, experiment_id=run.info.experiment_id)
         if missing is None:
             return False
         print(
@@ -109,7 +118,12 @@ def publish_model(run_id: str, load: Callable[[], tuple[Any, Any]]) -> bool:
 
 
 def missing_model_files(
-    client: MlflowClient, run_id: str, fmt: str, name: str = "model"
+    client: MlflowClient,
+    run_id: str,
+    fmt: str,
+    name: str = "model",
+    *,
+    experiment_id: str | None = None,
 ) -> str | None:
     """What is missing of the model ``name`` logged to ``run_id`` in format ``fmt``; None when
     its files are all in the artifact store.
@@ -123,7 +137,7 @@ def missing_model_files(
         names = {a.path for a in client.list_artifacts(run_id, name)}
         wanted = f"{name}/settings.json"
         return None if wanted in names else f"{wanted} of the run"
-    exp_id = client.get_run(run_id).info.experiment_id
+    exp_id = experiment_id or client.get_run(run_id).info.experiment_id
     logged = [
         m
         for m in client.search_logged_models(

@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
+from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 
 from simlearn.config import flatten
@@ -443,9 +444,14 @@ def run_status(run_id: str) -> str:
 
 
 def run_in_store(run_id: str) -> bool:
-    """True when the current store holds run ``run_id``, active, so that it can be added to.
+    """True when the current store holds run ``run_id``, active, so that it can be added to."""
+    return stored_run(run_id) is not None
 
-    False when the store has no such run (or only a deleted one): outputs pulled from a DVC
+
+def stored_run(run_id: str) -> Run | None:
+    """Run ``run_id`` as the current store holds it when it is there and active, else None.
+
+    None when the store has no such run (or only a deleted one): outputs pulled from a DVC
     remote whose runs were logged to another store, or a store replaced since (``mlflow.db``
     deleted, ``MLFLOW_TRACKING_URI`` changed). Why not let the caller catch MLflow's error: a
     store that cannot be reached raises too, and that must stop the stage, not skip the run.
@@ -456,9 +462,9 @@ def run_in_store(run_id: str) -> bool:
         run = get_client().get_run(run_id)
     except mlflow.exceptions.MlflowException as e:
         if e.error_code == ErrorCode.Name(RESOURCE_DOES_NOT_EXIST):
-            return False
+            return None
         raise
-    return run.info.lifecycle_stage == "active"
+    return run if run.info.lifecycle_stage == "active" else None
 
 
 def _param_value(v: Any) -> str:
