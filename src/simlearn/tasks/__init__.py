@@ -190,8 +190,9 @@ def write_trained_config(model_dir: str | Path, params: Mapping[str, Any], name:
     Why a file: ``embed@`` and ``evaluate@`` read the experiment's params from here, not from
     params.yaml, and DVC tracks the file (an output of ``train@``) instead of listing the
     section again for each of them in dvc.lock. What they run with is then exactly what their
-    dependencies hold, and each rewrite of dvc.lock, which DVC makes after every stage it runs,
-    parses 15% fewer bytes (``benchmarks/bench_pipeline.py`` prints the rewrite's seconds).
+    dependencies hold, and dvc.lock, which DVC re-reads and rewrites after every stage it runs,
+    holds each section once instead of three times (``benchmarks/bench_pipeline.py`` prints
+    the lock's size and the seconds of one rewrite).
     """
     import json
 
