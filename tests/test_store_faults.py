@@ -323,6 +323,35 @@ def test_settings_whose_file_was_deleted_are_logged_again(project):
     assert '"method": "sgbm"' in settings.read_text()
 
 
+@pytest.mark.slow
+def test_a_run_handed_over_saves_every_query_for_it_once_its_outputs_are_logged(
+    project, tmp_path, monkeypatch
+):
+    with tracking.training_run("k", SECTION, dataset="digits") as run_id:
+        pass
+    evaluation = tmp_path / "eval"
+    evaluation.mkdir()
+    (evaluation / "metrics.json").write_text('{"map": 0.5}')
+    assert tracking.stored_run("no-such-run") is None
+    run = tracking.stored_run(run_id)
+    assert run is not None and run.info.run_id == run_id
+    assert tracking.publish_model(run_id, lambda: (_net(1), X[:1]), run=run)
+    assert tracking.publish_evaluation(run_id, evaluation, run=run)
+    asked = []
+    real = mlflow.MlflowClient.get_run
+    monkeypatch.setattr(
+        mlflow.MlflowClient, "get_run", lambda self, rid: asked.append(rid) or real(self, rid)
+    )
+    run = tracking.stored_run(run_id)  # the report stage's one query for this run
+    assert not tracking.publish_model(run_id, lambda: (_net(1), X[:1]), run=run)
+    assert not tracking.publish_evaluation(run_id, evaluation, run=run)
+    assert asked == [run_id]  # was 4: run_in_store, publish_model, file check, publish_evaluation
+    asked.clear()
+    assert not tracking.publish_model(run_id, lambda: (_net(1), X[:1]))
+    assert not tracking.publish_evaluation(run_id, evaluation)
+    assert asked == [run_id] * 2  # each call asks for the run itself
+
+
 # ----------------------------------------------------------------------------- a run left open
 
 _FAILING_TRAINING = """
