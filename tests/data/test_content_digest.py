@@ -20,6 +20,7 @@ from simlearn.data.canonical import (
     DIGEST_FILE,
     content_digest,
     digest_mismatch,
+    parquet_content,
     write_content_digest,
 )
 from simlearn.data.sources import DatasetConfig, build_dataset
@@ -36,7 +37,8 @@ def _stage(name: str):
 
 
 def _md5sum_listing_md5(folder: Path) -> tuple[str, int]:
-    """coreutils' md5sum of every file but digest.json, sorted by path, then the MD5 of that."""
+    """coreutils' md5sum of every file but digest.json, sorted by path, then the MD5 of that;
+    a Parquet file's line holds the MD5 of its table instead (parquet_content, tested below)."""
     names = sorted(
         p.relative_to(folder).as_posix()
         for p in folder.rglob("*")
@@ -45,7 +47,13 @@ def _md5sum_listing_md5(folder: Path) -> tuple[str, int]:
     out = subprocess.run(
         ["md5sum", "--", *names], cwd=folder, capture_output=True, text=True, check=True
     ).stdout
-    return hashlib.md5(out.encode()).hexdigest(), len(names)
+    lines = []
+    for line in out.splitlines(keepends=True):
+        name = line.split("  ", 1)[1].rstrip("\n")
+        if name.endswith(".parquet"):
+            line = f"{hashlib.md5(parquet_content(folder / name)).hexdigest()}  {name}\n"
+        lines.append(line)
+    return hashlib.md5("".join(lines).encode()).hexdigest(), len(names)
 
 
 @pytest.mark.parametrize(
@@ -63,7 +71,9 @@ def test_every_build_writes_the_digest_of_exactly_its_files(tmp_path, source, ex
     md5, files = _md5sum_listing_md5(out)
     assert digest["md5"] == md5 and digest["files"] == files
     assert digest["bytes"] == sum(
-        p.stat().st_size for p in out.rglob("*") if p.is_file() and p.name != DIGEST_FILE
+        len(parquet_content(p)) if p.suffix == ".parquet" else p.stat().st_size
+        for p in out.rglob("*")
+        if p.is_file() and p.name != DIGEST_FILE
     )
     # a rebuild with the same config gives the same digest (the stages downstream stay cached)
     again = tmp_path / "again"
@@ -120,3 +130,34 @@ def test_content_digest_equals_md5sum_of_md5sum_and_follows_every_kind_of_change
         assert why is not None and f"md5 {digest['md5']}" in why and str(folder) in why
     (folder / DIGEST_FILE).unlink()
     assert "digest.json cannot be read" in digest_mismatch(folder)
+
+
+def test_a_parquet_file_counts_by_its_table_not_by_its_writer_or_layout(tmp_path):
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    frame = pd.DataFrame(
+        {"split": ["train", "test", "val"], "label": [3, 1, 2], "mean": [0.25, 0.5, 1 / 3]}
+    )
+    frame.to_parquet(tmp_path / "pandas.parquet", index=False)  # pandas' and pyarrow's versions
+    table = pa.Table.from_pandas(frame, preserve_index=False).replace_schema_metadata(
+        {"writer": "another library 99.0"}
+    )
+    pq.write_table(table, tmp_path / "zstd.parquet", compression="zstd", row_group_size=2)
+    pq.write_table(table.replace_schema_metadata(None), tmp_path / "plain.parquet",
+                   compression="none", data_page_version="1.0")  # fmt: skip
+    files = [tmp_path / f"{n}.parquet" for n in ("pandas", "zstd", "plain")]
+    assert len({f.read_bytes() for f in files}) == 3  # three files of other bytes
+    assert len({parquet_content(f) for f in files}) == 1  # one table
+    for other in (
+        frame.assign(mean=[0.25, 0.5, 0.3333]),  # a value
+        frame.rename(columns={"label": "class"}),  # a column's name
+        frame.astype({"label": "int32"}),  # a column's type
+        frame.iloc[[1, 0, 2]],  # the rows' order
+    ):
+        other.to_parquet(tmp_path / "other.parquet", index=False)
+        assert parquet_content(tmp_path / "other.parquet") != parquet_content(files[0])
+    (tmp_path / "broken.parquet").write_bytes(b"not parquet")
+    with pytest.raises(pa.ArrowInvalid):
+        parquet_content(tmp_path / "broken.parquet")

@@ -205,8 +205,15 @@ DIGEST_FILE = "digest.json"
 
 def content_digest(folder: str | Path) -> dict[str, Any]:
     """One MD5 over every file of ``folder`` but ``digest.json``: of the lines ``<md5 of the
-    file's bytes>  <path relative to folder, POSIX>``, sorted by path, as ``md5sum`` prints them.
-    Also the number of files and their bytes.
+    file's bytes>  <path relative to folder, POSIX>``, sorted by path, as ``md5sum`` prints them;
+    for a Parquet file, the MD5 of the table it holds (:func:`parquet_content`). Also the number
+    of files and the bytes hashed.
+
+    Why Parquet files by their table: a Parquet file records the version of the library that
+    wrote it (its footer's ``created_by``; pandas adds its own and pyarrow's versions to the
+    schema), so the same manifest written after a pyarrow release had other bytes: a fresh
+    clone whose pyarrow was 26.0.1, not the committed dvc.lock's 25.0.1, retrained all 30
+    experiments to the same metrics (every ``manifest.parquet`` differed, no other file).
 
     Why a digest of our own: ``train@``, ``embed@`` and ``evaluate@`` of every experiment read
     their dataset, and DVC walks and stats a folder dependency file by file each time it checks a
@@ -222,12 +229,36 @@ def content_digest(folder: str | Path) -> dict[str, Any]:
         rel = path.relative_to(root).as_posix()
         if rel == DIGEST_FILE:
             continue
-        with path.open("rb") as f:
-            lines.append(f"{hashlib.file_digest(f, 'md5').hexdigest()}  {rel}\n")
+        if path.suffix == ".parquet":
+            content = parquet_content(path)
+            lines.append(f"{hashlib.md5(content).hexdigest()}  {rel}\n")
+            size += len(content)
+        else:
+            with path.open("rb") as f:
+                lines.append(f"{hashlib.file_digest(f, 'md5').hexdigest()}  {rel}\n")
+            size += path.stat().st_size
         n += 1
-        size += path.stat().st_size
     md5 = hashlib.md5("".join(lines).encode()).hexdigest()
     return {"md5": md5, "files": n, "bytes": size}
+
+
+def parquet_content(path: str | Path) -> bytes:
+    """The table of a Parquet file as bytes that depend on its columns and values alone: the
+    Arrow IPC stream of the table without any schema or field metadata (no writer or pandas
+    version), in one record batch whatever the file's compression, row groups or pages: the
+    same for the four default datasets' manifests written by pyarrow 25.0.1 and by 26.0.1,
+    whose files differ. A file that is not
+    Parquet fails with pyarrow's error, as reading it for training would."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(path)
+    schema = pa.schema([f.remove_metadata() for f in table.schema])  # and none of the schema's
+    table = table.cast(schema).combine_chunks()  # one batch, however many row groups
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, schema) as writer:
+        writer.write_table(table)
+    return sink.getvalue().to_pybytes()
 
 
 def write_content_digest(folder: str | Path) -> dict[str, Any]:
