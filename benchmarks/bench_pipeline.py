@@ -7,7 +7,9 @@ It copies ``--project`` (every experiment of its params.yaml, with its data, mod
 and MLflow store; not its .venv) to a temporary folder, runs ``dvc repro`` there once if anything
 is stale (printed apart), then ``--repeats`` times: change ``train.lr`` of the experiment (a new
 value each time, so DVC's run cache cannot skip the training), ``dvc repro``, timed as a whole:
-the loop a user lives in. Then each command those reruns executed (DVC prints them) is run again
+the loop a user lives in; each stage it reran is timed from DVC's "Running stage" line to the
+next (its commands, then DVC caching its outputs, rewriting dvc.lock and checking stages).
+Then each command those reruns executed (DVC prints them) is run again
 by hand, warm (handed to the warm server, :mod:`simlearn.warm`, as ``dvc repro`` does) and cold
 (``SIMLEARN_WARM=0``: a new interpreter importing everything); what ``dvc repro`` takes beyond
 the warm commands is DVC's own share (its start-up, hashing, dvc.lock); ``dvc status`` is timed
