@@ -109,8 +109,6 @@ def test_check_params_refuses_the_bomb_in_under_a_second_with_a_short_message(tm
         ("download", ["digits", "data/digits"]),
         ("validate", ["digits", "data/digits", "reports/validation"]),
         ("train", ["x", "data/digits", "models/x", "reports/train/x"]),
-        ("embed", ["x", "models/x", "data/digits", "data/embeddings/x.npz"]),
-        ("evaluate", ["x", "data/embeddings/x.npz", "data/digits", "reports/eval/x"]),
         ("report", ["reports/eval", "reports/train", "reports/summary"]),
     ],
 )
@@ -124,6 +122,25 @@ def test_every_stage_refuses_the_bomb_before_it_reads_anything_else(stage, args,
         with pytest.raises(ConfigError, match=f"line {line}: alias"):
             module.main(argv)
     assert time.perf_counter() - t0 < 1.0
+    assert not any(p.name != "params.yaml" for p in tmp_path.rglob("*"))  # nothing written
+
+
+@pytest.mark.parametrize(
+    ("stage", "args"),
+    [
+        ("embed", ["x", "models/x", "data/digits", "data/embeddings/x.npz"]),
+        ("evaluate", ["x", "data/embeddings/x.npz", "data/digits", "reports/eval/x"]),
+    ],
+)
+def test_embed_and_evaluate_read_no_params_yaml_and_refuse_a_missing_trained_config(
+    stage, args, tmp_path, monkeypatch
+):
+    # they read the params as trained (models/<exp>/experiment.json), never params.yaml: a bomb
+    # there cannot reach them, and without the trained file they stop first, naming the fix
+    monkeypatch.chdir(tmp_path)
+    write(tmp_path, bomb()[0])
+    with pytest.raises(ConfigError, match=r"experiment\.json is missing: .*`dvc repro train@x`"):
+        _stage(stage).main(args)
     assert not any(p.name != "params.yaml" for p in tmp_path.rglob("*"))  # nothing written
 
 

@@ -232,7 +232,8 @@ _MID_STAGE_CAUSES = (
     ),
     (
         ("max retries", "connection refused", "connection aborted", "timed out", "timeout",
-         "503", "502", "504", "500 ", "temporarily_unavailable", "name or service not known"),
+         "503", "502", "504", "500 ", "temporarily_unavailable", "name or service not known",
+         "internal_error"),  # MLflow 3.18 says only this of a server that answers 500 or 503
         "the server stopped answering, or its database failed",
         "restart the server or its database (see the server's log)",
     ),
