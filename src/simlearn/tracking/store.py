@@ -233,7 +233,7 @@ _MID_STAGE_CAUSES = (
     (
         ("max retries", "connection refused", "connection aborted", "timed out", "timeout",
          "503", "502", "504", "500 ", "temporarily_unavailable", "name or service not known",
-         "internal_error"),  # MLflow 3.18 says only this of a server that answers 500 or 503
+         "internal_error: response"),  # MLflow 3.18's words for a server answering 500, 503
         "the server stopped answering, or its database failed",
         "restart the server or its database (see the server's log)",
     ),
