@@ -1,6 +1,6 @@
 """check_params: validate the whole params.yaml before any stage that reads it runs.
 
-    python stages/check_params.py <out.json> [--local-files <dir>]
+    python stages/check_params.py <out.json> [--local-files <dir>] [--experiments <file>]
 
 Checks every ``datasets.<name>`` section (:func:`simlearn.config.dataset_config`) and every
 ``experiments.<key>`` section (:func:`simlearn.tasks.experiment_config`: types, ranges, the
@@ -10,7 +10,8 @@ dvc.yaml, so a space or a ``;`` must never reach a shell (``stages/cmd_guard.py`
 too, first in each such stage's cmd, for the runs that skip this stage). The file is read with
 :func:`simlearn.config.load_params`, which refuses alias bombs, huge or deeply nested documents
 and keys written twice, naming the line. Prints every error with its full key and exits 1;
-otherwise writes ``{"ok": true}`` to <out.json>.
+otherwise writes ``{"ok": true}`` to <out.json>, and with ``--experiments <file>`` the
+experiment names, in order, to <file> (:func:`write_experiment_names`: the report's list).
 
 ``--local-files <dir>``: also writes ``<dir>/<dataset>.json`` for every dataset of params.yaml
 (:func:`simlearn.data.sources.local_files_fingerprint`: the paths, sizes and modification times
@@ -25,11 +26,11 @@ The output is the same whatever the params are. DVC runs this stage on every rep
 stages that depend on its output see the same file and stay up to date: editing one experiment
 still reruns only that experiment's stages.
 
-A failed check leaves <out.json> as it was (dvc.yaml marks it ``persist``, so DVC does not delete
-it before the run either): the exit status stops ``dvc repro``, and the file is a dependency of
-every download@ and train@. Were it gone, a later ``dvc repro -s train@x`` (which skips this
-stage) would delete models/x, as DVC does with a stage's outputs before running it, and then fail
-on the missing file.
+A failed check leaves <out.json> and the names as they were (dvc.yaml marks them ``persist``,
+so DVC does not delete them before the run either): the exit status stops ``dvc repro``, and
+<out.json> is a dependency of every download@ and train@. Were it gone, a later
+``dvc repro -s train@x`` (which skips this stage) would delete models/x, as DVC does with a
+stage's outputs before running it, and then fail on the missing file.
 """
 
 from __future__ import annotations
@@ -52,6 +53,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("out", type=Path, help="written with {'ok': true} when every check passes")
     p.add_argument("--params", type=Path, default=Path("params.yaml"))
     p.add_argument("--local-files", type=Path, help="where to write each dataset's fingerprint")
+    p.add_argument(
+        "--experiments",
+        type=Path,
+        help="where to write the experiment names, in params.yaml's order (the report's list)",
+    )
     return p.parse_args(argv)
 
 
@@ -110,6 +116,19 @@ def key_errors(params: Mapping[str, Any]) -> list[str]:
     return errors
 
 
+def write_experiment_names(params: Mapping[str, Any], path: Path) -> list[str]:
+    """Write ``{"experiments": [...]}``, the experiment keys of ``params`` in their order, to
+    ``path``; the same names give the same bytes. The report lists these experiments and
+    depends on this file, not on the ``experiments`` section: that section is in dvc.lock once
+    per ``train@`` already, and a second copy (10 KB) made every rewrite of the lock, one after
+    each stage DVC runs, that much slower (``benchmarks/bench_pipeline.py`` prints the lock's
+    size and one rewrite's seconds)."""
+    names = list(params.get("experiments") or {})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"experiments": names}, indent=1) + "\n")
+    return names
+
+
 def section_errors(params: Mapping[str, Any]) -> list[str]:
     """The ConfigError message of every dataset and experiment section that fails to load."""
     from simlearn.config import dataset_config
@@ -160,6 +179,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"ok": True}) + "\n")
+    if args.experiments is not None:
+        write_experiment_names(params, args.experiments)
     counts = {g: len(params.get(g) or {}) for g in GROUPS}
     print(
         f"[check_params] {counts['datasets']} datasets and {counts['experiments']} experiments "

@@ -3,9 +3,13 @@
     python stages/report.py <eval_dir> <train_dir> <out_prefix>
 
 Writes <out_prefix>.md, <out_prefix>.csv and <out_prefix>.png (a comparison figure). Only the
-experiments currently in params.yaml are listed. The markdown reads at a glance: per task, its
-``KEY_METRICS`` (the rest of each metrics.json goes to the CSV), then only the params that differ
-between its experiments as a table, the others listed once beneath it.
+experiments currently in params.yaml are listed: ``--experiments`` (default
+``reports/experiments.json``, which ``check_params`` writes) names them, in params.yaml's order,
+and each one's params are read as trained (``<models>/<exp>/experiment.json``,
+:func:`simlearn.tasks.trained_config`), so a row describes the model it scores. The markdown
+reads at a glance: per task, its ``KEY_METRICS`` (the rest of each metrics.json goes to the CSV),
+then only the params that differ between its experiments as a table, the others listed once
+beneath it.
 
 Then it adds each experiment's evaluation (metrics, figures, curves) and its trained model
 (``torch.export``, registered under the key) to the MLflow run that trained it
@@ -25,10 +29,26 @@ import argparse
 import json
 import math
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+
+
+def trained_configs(experiments_file: Path, models: Path) -> dict[str, Any]:
+    """Experiment name -> its ``Config`` as trained, for the names ``experiments_file`` lists
+    (``{"experiments": [...]}``, written by ``stages/check_params.py``), in that order."""
+    from simlearn import tasks
+    from simlearn.config import ConfigError
+
+    if not experiments_file.is_file():
+        raise ConfigError(
+            f"{experiments_file} is missing: `dvc repro check_params` writes it (the experiments "
+            "of params.yaml)"
+        )
+    names = json.loads(experiments_file.read_text())["experiments"]
+    return {n: tasks.trained_config(models / n / tasks.TRAINED_CONFIG, n) for n in names}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -36,14 +56,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("eval_dir", type=Path)
     p.add_argument("train_dir", type=Path)
     p.add_argument("out_prefix", type=Path)
-    p.add_argument("--params", type=Path, default=Path("params.yaml"))
+    p.add_argument(
+        "--experiments",
+        type=Path,
+        default=Path("reports/experiments.json"),
+        help="the experiment names to list, in order (stages/check_params.py writes it)",
+    )
     p.add_argument("--models", type=Path, default=Path("models"), help="holds <exp>/run.json")
     p.add_argument("--curves", type=Path, default=Path("reports/curves"))
     return p.parse_args(argv)
 
 
 def publish(
-    params: dict[str, Any], experiments: list[str], eval_dir: Path, models: Path, curves: Path
+    configs: Mapping[str, Any], experiments: list[str], eval_dir: Path, models: Path, curves: Path
 ) -> tuple[list[str], list[str]]:
     """Add each experiment's trained model and evaluation to its MLflow run, each once; the
     experiments whose (models, evaluations) were logged now."""
@@ -75,7 +100,7 @@ def publish(
     for name, run in runs.items():
         run_id = run.info.run_id
         model_dir = models / name
-        cfg = tasks.experiment_config(params, name)
+        cfg = configs[name]
 
         def load(cfg=cfg, model_dir=model_dir):
             model, _ = tasks.load_model(cfg, model_dir)
@@ -95,11 +120,12 @@ def publish(
 
 
 def summarise(
-    params: dict[str, Any], eval_dir: Path, train_dir: Path
+    configs: Mapping[str, Any], eval_dir: Path, train_dir: Path
 ) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
-    """(one row per experiment: task, dataset, model, loss, its task's key metrics, train time,
-    then every other number of its metrics.json; every experiment's flattened params, NaN where
-    it has no such key; markdown sections the tasks add). ``summary.attrs["key_metrics"]``: task
+    """For ``configs`` (experiment name -> its task's ``Config``): (one row per experiment:
+    task, dataset, model, loss, its task's key metrics, train time, then every other number of
+    its metrics.json; every experiment's flattened params, NaN where it has no such key;
+    markdown sections the tasks add). ``summary.attrs["key_metrics"]``: task
     -> the columns of its table in the markdown, its ``KEY_METRICS``."""
     from simlearn import tasks
     from simlearn.config import flatten, to_dict
@@ -107,8 +133,7 @@ def summarise(
     rows, flat, columns, rest = [], {}, [], set()
     key_metrics: dict[str, tuple[str, ...]] = {}
     by_task: dict[str, dict[str, tuple[Any, dict]]] = {}
-    for name in params.get("experiments") or {}:
-        cfg = tasks.experiment_config(params, name)
+    for name, cfg in configs.items():
         task = tasks.get(cfg.task)
         metrics_file = eval_dir / name / "metrics.json"
         if not metrics_file.exists():
@@ -336,11 +361,10 @@ def heldout_markdown(summary: pd.DataFrame) -> list[str]:
 
 def main(argv: list[str] | None = None) -> Path:
     args = parse_args(argv)
-    from simlearn.config import load_params
     from simlearn.plots.comparison import plot_experiment_comparison
 
-    params = load_params(args.params)
-    summary, differ, sections = summarise(params, args.eval_dir, args.train_dir)
+    configs = trained_configs(args.experiments, args.models)
+    summary, differ, sections = summarise(configs, args.eval_dir, args.train_dir)
     out = args.out_prefix
     out.parent.mkdir(parents=True, exist_ok=True)
     summary.to_csv(out.with_suffix(".csv"), index=False)
@@ -357,7 +381,7 @@ def main(argv: list[str] | None = None) -> Path:
     out.with_suffix(".md").write_text(md)
     print(f"report: {len(summary)} experiments -> {out.with_suffix('.md')}")
     models, evals = publish(
-        params, list(summary["experiment"]), args.eval_dir, args.models, args.curves
+        configs, list(summary["experiment"]), args.eval_dir, args.models, args.curves
     )
     print(f"report: model logged and registered for {len(models)} experiments")
     print(f"report: evaluation added to the MLflow runs of {len(evals)} experiments")

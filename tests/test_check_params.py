@@ -257,3 +257,32 @@ def test_local_files_fingerprints_each_dataset_even_when_the_check_fails(
     (photos / "b.png").write_bytes(b"b")  # a photo added: the download's dependency changes
     check_params.main([*argv, "--local-files", str(folder)])
     assert (folder / "mine.json").read_text() != before
+
+
+def test_the_experiment_names_follow_params_yaml_and_a_refused_edit_keeps_them(
+    tmp_path: Path, repo_params: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # the report lists exactly these, in this order, and depends on this file (dvc.yaml)
+    params = tmp_path / "params.yaml"
+    names = tmp_path / "reports" / "experiments.json"
+    out = tmp_path / "reports" / "params_check.json"
+    argv = [str(out), "--params", str(params), "--experiments", str(names)]
+    params.write_text((ROOT / "params.yaml").read_text())
+    assert check_params.main(argv) == 0, capsys.readouterr().err
+    first = names.read_bytes()
+    assert json.loads(first) == {"experiments": list(repo_params["experiments"])}
+    # an edit inside an experiment: the same bytes, so the report does not rerun for it alone
+    edited = json.loads(json.dumps(repo_params))
+    edited["experiments"][first_experiment(edited)].setdefault("train", {})["lr"] = 0.0123
+    params.write_text(yaml.safe_dump(edited, sort_keys=False))
+    assert check_params.main(argv) == 0 and names.read_bytes() == first
+    # a removed and a reordered experiment: the list follows
+    order = list(reversed(edited["experiments"]))[1:]
+    edited["experiments"] = {k: edited["experiments"][k] for k in order}
+    params.write_text(yaml.safe_dump(edited, sort_keys=False))
+    assert check_params.main(argv) == 0
+    assert json.loads(names.read_text()) == {"experiments": order}
+    # a refused edit leaves the list as the last valid params wrote it
+    kept = names.read_bytes()
+    params.write_text("experiments: {'a b': {task: metric, dataset: digits}}\n")
+    assert check_params.main(argv) == 1 and names.read_bytes() == kept

@@ -169,9 +169,9 @@ def test_summary_md_and_csv_of_three_metric_experiments(tmp_path):
     for i, name in enumerate(params["experiments"]):
         metrics = {k: 0.5 + 0.1 * i for k in key[:3]} | {"mrr": 0.25, "n_queries": 539}
         _write_run(tmp_path, name, metrics, epochs=3)
-    summary, keys, sections = report.summarise(
-        load_params(tmp_path / "params.yaml"), tmp_path / "eval", tmp_path / "train"
-    )
+    loaded = load_params(tmp_path / "params.yaml")
+    configs = {n: tasks.experiment_config(loaded, n) for n in loaded["experiments"]}
+    summary, keys, sections = report.summarise(configs, tmp_path / "eval", tmp_path / "train")
     md = report.render_markdown(summary, keys, sections, "summary.png")
 
     # the metric table: KEY_METRICS with a value, in their order; the rest in the CSV only
@@ -255,3 +255,35 @@ def test_heldout_table_lists_only_experiments_with_episodes_with_their_intervals
     assert table[3].startswith("| raw_unseen | metric | mnist5k | 0.599 | 0.570 ± 0.008 |")
     assert len(table) == 4  # header, rule, two rows: batch_hard holds no class out
     assert report.heldout_markdown(summary.iloc[2:]) == []
+
+
+def test_the_report_lists_the_named_experiments_in_order_with_their_params_as_trained(tmp_path):
+    import pytest
+
+    from simlearn.config import ConfigError
+
+    params = load_params(ROOT / "params.yaml")
+    names = [n for n in params["experiments"] if params["experiments"][n]["task"] == "metric"][:3]
+    for n in names:
+        (tmp_path / "models" / n).mkdir(parents=True)
+        tasks.write_trained_config(tmp_path / "models" / n, params, n)
+    listed = tmp_path / "experiments.json"
+    listed.write_text(json.dumps({"experiments": names[::-1]}))
+    got = report.trained_configs(listed, tmp_path / "models")
+    assert list(got) == names[::-1]  # the listed order, not the folders'
+    assert got == {n: tasks.experiment_config(params, n) for n in names}
+    # as trained: an edit of params.yaml not yet trained does not show in the report
+    (tmp_path / "models" / names[0] / "experiment.json").write_text(
+        json.dumps(
+            {
+                "experiment": names[0],
+                "params": {**params["experiments"][names[0]], "train": {"lr": 0.5}},
+            }
+        )  # fmt: skip
+    )
+    assert report.trained_configs(listed, tmp_path / "models")[names[0]].train.lr == 0.5
+    with pytest.raises(ConfigError, match=r"missing: `dvc repro check_params` writes it"):
+        report.trained_configs(tmp_path / "nope.json", tmp_path / "models")
+    listed.write_text(json.dumps({"experiments": [*names, "untrained"]}))
+    with pytest.raises(ConfigError, match=r"run `dvc repro train@untrained`"):
+        report.trained_configs(listed, tmp_path / "models")

@@ -28,9 +28,9 @@ def test_stereo_table_has_both_columns_and_only_the_params_each_method_reads(tmp
         (tmp_path / "eval" / name).mkdir(parents=True)
         metrics = {k: 0.5 + 0.1 * i for k in key}
         (tmp_path / "eval" / name / "metrics.json").write_text(json.dumps(metrics))
-    summary, keys, sections = report.summarise(
-        load_params(tmp_path / "params.yaml"), tmp_path / "eval", tmp_path / "train"
-    )
+    loaded = load_params(tmp_path / "params.yaml")
+    configs = {n: tasks.experiment_config(loaded, n) for n in loaded["experiments"]}
+    summary, keys, sections = report.summarise(configs, tmp_path / "eval", tmp_path / "train")
     md = report.render_markdown(summary, keys, sections, "summary.png")
     stereo = md.split("\n## stereo\n", 1)[1].split("\n## ", 1)[0]
     header = stereo.splitlines()[1]

@@ -166,8 +166,10 @@ def test_a_registered_task_runs_through_the_unchanged_stages(workspace, digits_d
     assert json.loads((tmp / "ev/c/metrics.json").read_text()) == metrics
     curve = pd.read_csv(tmp / "curves/c/flat.csv")
     assert curve["y"].tolist() == [2.5, 2.5]
+    names = tmp / "experiments.json"  # what check_params writes: the report's list
+    names.write_text(json.dumps({"experiments": ["c"]}))
     report_stage.main(
-        [str(tmp / "ev"), str(tmp / "rt"), str(tmp / "summary"), *p]
+        [str(tmp / "ev"), str(tmp / "rt"), str(tmp / "summary"), "--experiments", str(names)]
         + ["--models", str(tmp / "models"), "--curves", str(tmp / "curves")]
     )
     summary = pd.read_csv(tmp / "summary.csv")

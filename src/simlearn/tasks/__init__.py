@@ -151,11 +151,11 @@ def get(name: str) -> ModuleType:
     return importlib.import_module(f"{__name__}.{name}")
 
 
-def experiment_config(params: Mapping[str, Any], name: str) -> Any:
-    """``experiments.<name>`` as its task's ``Config``, after every check that needs no data:
-    types and ranges, the task's rules across keys, and that its dataset is declared."""
+def section_config(data: Any, name: str) -> Any:
+    """An experiment's section (the mapping under ``experiments.<name>``) as its task's
+    ``Config``, after every check that needs neither the data nor the rest of params.yaml:
+    types and ranges, and the task's rules across keys. Errors carry the full key."""
     prefix = f"experiments.{name}"
-    data = section(params, "experiments", name)
     if not isinstance(data, Mapping):
         raise ConfigError(f"{prefix}={data!r}: expected a mapping of experiment keys")
     if "task" not in data:
@@ -169,10 +169,17 @@ def experiment_config(params: Mapping[str, Any], name: str) -> Any:
         module.check(cfg)
     except ConfigError as e:
         raise ConfigError(f"{prefix}.{e}") from None
+    return cfg
+
+
+def experiment_config(params: Mapping[str, Any], name: str) -> Any:
+    """``experiments.<name>`` of ``params`` as its task's ``Config``, after every check that
+    needs no data: :func:`section_config`'s, and that its dataset is declared."""
+    cfg = section_config(section(params, "experiments", name), name)
     datasets = params.get("datasets") or {}
     if cfg.dataset not in datasets:
         raise ConfigError(
-            f"{prefix}.dataset={cfg.dataset!r} is not a dataset in params.yaml; "
+            f"experiments.{name}.dataset={cfg.dataset!r} is not a dataset in params.yaml; "
             f"defined datasets: {', '.join(sorted(datasets)) or '(none)'}. Add it under "
             f"`datasets:` (e.g. `{cfg.dataset}: {{source: {cfg.dataset}}}`)."
         )
@@ -204,9 +211,9 @@ def write_trained_config(model_dir: str | Path, params: Mapping[str, Any], name:
 
 def trained_config(path: str | Path, name: str) -> Any:
     """The ``Config`` of experiment ``name`` from what :func:`write_trained_config` wrote at
-    ``path``, after the same checks as :func:`experiment_config` (the dataset's declaration
-    aside: training checked it). Fails in one message naming the fix when the file is missing
-    or belongs to another experiment."""
+    ``path``, after :func:`section_config`'s checks (that its dataset is declared is
+    :func:`experiment_config`'s check, which training ran). Fails in one message naming the fix
+    when the file is missing or belongs to another experiment."""
     import json
 
     path = Path(path)
@@ -220,10 +227,7 @@ def trained_config(path: str | Path, name: str) -> Any:
             f"{path} holds the params of experiment {data.get('experiment')!r}, not {name!r}; "
             f"run `dvc repro train@{name}`"
         )
-    return experiment_config(
-        {"experiments": {name: data["params"]}, "datasets": {data["params"].get("dataset"): {}}},
-        name,
-    )
+    return section_config(data["params"], name)
 
 
 def load(cfg: Any, data_dir: str | Path, *, check: bool = True) -> Any:
