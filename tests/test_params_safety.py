@@ -109,7 +109,6 @@ def test_check_params_refuses_the_bomb_in_under_a_second_with_a_short_message(tm
         ("download", ["digits", "data/digits"]),
         ("validate", ["digits", "data/digits", "reports/validation"]),
         ("train", ["x", "data/digits", "models/x", "reports/train/x"]),
-        ("report", ["reports/eval", "reports/train", "reports/summary"]),
     ],
 )
 def test_every_stage_refuses_the_bomb_before_it_reads_anything_else(stage, args, tmp_path):
@@ -141,6 +140,21 @@ def test_embed_and_evaluate_read_no_params_yaml_and_refuse_a_missing_trained_con
     write(tmp_path, bomb()[0])
     with pytest.raises(ConfigError, match=r"experiment\.json is missing: .*`dvc repro train@x`"):
         _stage(stage).main(args)
+    assert not any(p.name != "params.yaml" for p in tmp_path.rglob("*"))  # nothing written
+
+
+def test_the_report_reads_no_params_yaml_and_refuses_a_missing_list_of_experiments(
+    tmp_path, monkeypatch
+):
+    # it lists the experiments check_params named (reports/experiments.json), each with its
+    # params as trained: a bomb in params.yaml cannot reach it, and without the list it stops
+    # first, naming the stage that writes it
+    monkeypatch.chdir(tmp_path)
+    write(tmp_path, bomb()[0])
+    with pytest.raises(
+        ConfigError, match=r"experiments\.json is missing: `dvc repro check_params`"
+    ):
+        _stage("report").main(["reports/eval", "reports/train", "reports/summary"])
     assert not any(p.name != "params.yaml" for p in tmp_path.rglob("*"))  # nothing written
 
 
