@@ -77,7 +77,10 @@ def _run_experiment(key: str) -> None:
 
 
 def _report() -> None:
-    """The report stage, which adds each evaluation to its MLflow run."""
+    """check_params (which names the experiments the report lists), then the report stage,
+    which adds each evaluation to its MLflow run; as `dvc repro` runs them."""
+    names = ["reports/params_check.json", "--experiments", "reports/experiments.json"]
+    assert _stage("check_params").main(names) == 0
     _stage("report").main(["reports/eval", "reports/train", "reports/summary"])
 
 
