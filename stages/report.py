@@ -68,10 +68,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def publish(
-    configs: Mapping[str, Any], experiments: list[str], eval_dir: Path, models: Path, curves: Path
+    configs: Mapping[str, Any], eval_dir: Path, models: Path, curves: Path
 ) -> tuple[list[str], list[str]]:
-    """Add each experiment's trained model and evaluation to its MLflow run, each once; the
-    experiments whose (models, evaluations) were logged now."""
+    """Add each experiment's trained model and evaluation to its MLflow run, each once, in the
+    order of ``configs`` (experiment name -> its ``Config``); the experiments whose (models,
+    evaluations) were logged now."""
     import numpy as np
 
     from simlearn import tasks, tracking
@@ -79,7 +80,7 @@ def publish(
     logged_models, logged_evals = [], []
     tracking.close_unclosed_runs()  # left RUNNING by a training whose store failed with it
     runs, missing = {}, []
-    for name in experiments:
+    for name in configs:
         run_file = models / name / "run.json"
         if not run_file.exists():
             raise FileNotFoundError(f"{run_file} is missing: run `dvc repro train@{name}`")
@@ -380,9 +381,8 @@ def main(argv: list[str] | None = None) -> Path:
     md = render_markdown(summary, differ, sections, fig.name)
     out.with_suffix(".md").write_text(md)
     print(f"report: {len(summary)} experiments -> {out.with_suffix('.md')}")
-    models, evals = publish(
-        configs, list(summary["experiment"]), args.eval_dir, args.models, args.curves
-    )
+    in_table_order = {name: configs[name] for name in summary["experiment"]}
+    models, evals = publish(in_table_order, args.eval_dir, args.models, args.curves)
     print(f"report: model logged and registered for {len(models)} experiments")
     print(f"report: evaluation added to the MLflow runs of {len(evals)} experiments")
     return out.with_suffix(".md")
